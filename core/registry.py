@@ -1,0 +1,245 @@
+"""The agent registry decider: register-or-renew, heartbeat, deregister, expire."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from core.ids import event_id_for
+from schemas.base import CommandRejected, RejectionCode
+from schemas.registry import (
+    AgentCommand,
+    AgentDeregistered,
+    AgentEvent,
+    AgentExpired,
+    AgentHeartbeatRecorded,
+    AgentRegistered,
+    AgentRenewed,
+    AgentState,
+    AgentStatus,
+    AgentStatusChanged,
+    DeregisterAgent,
+    ExpireAgent,
+    RecordHeartbeat,
+    RegisterAgent,
+    RegisteredAgent,
+)
+
+
+# How many applied command ids an agent's state remembers to drop redeliveries.
+REMEMBERED_COMMANDS = 32
+
+
+@dataclass(frozen=True)
+class RegistryPolicy:
+    """Tunables of the registry decider."""
+
+    default_ttl_seconds: float = 60.0
+    # A heartbeat reaches the log (and the changelog) at most once per ttl * this.
+    heartbeat_persist_fraction: float = 1 / 3
+
+
+def initial_state() -> AgentState:
+    return AgentState()
+
+
+def is_registered(state: AgentState) -> bool:
+    return state.agent is not None
+
+
+def decide(
+    command: AgentCommand | ExpireAgent,
+    state: AgentState,
+    now: datetime,
+    policy: RegistryPolicy,
+) -> list[AgentEvent]:
+    """The events ``command`` causes in ``state`` at time ``now`` (empty: nothing to do)."""
+    if isinstance(command, ExpireAgent):
+        return _expire(command, state, now)
+    if command.command_id in state.recent_command_ids:
+        return []
+    match command:
+        case RegisterAgent():
+            return _register(command, state, now, policy)
+        case RecordHeartbeat():
+            return _heartbeat(command, state, now, policy)
+        case DeregisterAgent():
+            return _deregister(command, state, now)
+
+
+def evolve(state: AgentState, event: AgentEvent) -> AgentState:
+    """The state after ``event``; an event already applied (``seq`` not newer) changes nothing."""
+    if isinstance(event, CommandRejected) or event.seq <= state.seq:
+        return state
+    agent = state.agent
+    match event:
+        case AgentRegistered():
+            agent = RegisteredAgent(
+                agent_id=event.agent_id,
+                card=event.card,
+                status=AgentStatus.ONLINE,
+                registered_at=event.occurred_at,
+                last_seen_at=event.occurred_at,
+                ttl_seconds=event.ttl_seconds,
+            )
+        case AgentRenewed() if agent is not None:
+            agent = agent.model_copy(
+                update={
+                    "card": event.card,
+                    "ttl_seconds": event.ttl_seconds,
+                    "last_seen_at": max(agent.last_seen_at, event.occurred_at),
+                    "status": AgentStatus.ONLINE
+                    if agent.status is AgentStatus.OFFLINE
+                    else agent.status,
+                }
+            )
+        case AgentHeartbeatRecorded() if agent is not None:
+            agent = agent.model_copy(
+                update={"last_seen_at": max(agent.last_seen_at, event.occurred_at)}
+            )
+        case AgentStatusChanged() if agent is not None:
+            agent = agent.model_copy(
+                update={
+                    "status": event.status,
+                    "last_seen_at": max(agent.last_seen_at, event.occurred_at),
+                }
+            )
+        case AgentExpired() if agent is not None:
+            agent = agent.model_copy(update={"status": AgentStatus.OFFLINE})
+        case AgentDeregistered():
+            agent = None
+    remembered = state.recent_command_ids
+    if event.command_id is not None and event.command_id not in remembered:
+        remembered = (*remembered, event.command_id)[-REMEMBERED_COMMANDS:]
+    return AgentState(agent=agent, seq=event.seq, recent_command_ids=remembered)
+
+
+def fold(events: Iterable[AgentEvent], state: AgentState | None = None) -> AgentState:
+    result = state if state is not None else initial_state()
+    for event in events:
+        result = evolve(result, event)
+    return result
+
+
+def is_expired(agent: RegisteredAgent, last_seen_at: datetime, now: datetime) -> bool:
+    """True when an agent last seen at ``last_seen_at`` has outlived its TTL at ``now``."""
+    newest = max(agent.last_seen_at, last_seen_at)
+    return agent.status is not AgentStatus.OFFLINE and now - newest > timedelta(
+        seconds=agent.ttl_seconds
+    )
+
+
+def status_after_heartbeat(
+    agent: RegisteredAgent, reported: AgentStatus | None
+) -> AgentStatus:
+    """A heartbeat sets the reported status, and brings an offline agent back online."""
+    if reported is not None:
+        return reported
+    return AgentStatus.ONLINE if agent.status is AgentStatus.OFFLINE else agent.status
+
+
+def _register(
+    command: RegisterAgent, state: AgentState, now: datetime, policy: RegistryPolicy
+) -> list[AgentEvent]:
+    ttl = command.ttl_seconds or (
+        state.agent.ttl_seconds if state.agent else policy.default_ttl_seconds
+    )
+    common = _envelope(command.command_id, command.correlation_id, state, now)
+    if state.agent is None:
+        return [AgentRegistered(**common, agent_id=command.agent_id, card=command.card, ttl_seconds=ttl)]
+    return [AgentRenewed(**common, agent_id=command.agent_id, card=command.card, ttl_seconds=ttl)]
+
+
+def _heartbeat(
+    command: RecordHeartbeat, state: AgentState, now: datetime, policy: RegistryPolicy
+) -> list[AgentEvent]:
+    agent = state.agent
+    if agent is None:
+        return [_reject(command, state, now, "not_found", _not_registered(command.agent_id))]
+    common = _envelope(command.command_id, command.correlation_id, state, now)
+    wanted = status_after_heartbeat(agent, command.status)
+    if wanted is not agent.status:
+        return [
+            AgentStatusChanged(
+                **common, agent_id=agent.agent_id, status=wanted, previous=agent.status
+            )
+        ]
+    persist_every = timedelta(seconds=agent.ttl_seconds * policy.heartbeat_persist_fraction)
+    if now - agent.last_seen_at >= persist_every:
+        return [AgentHeartbeatRecorded(**common, agent_id=agent.agent_id)]
+    return []
+
+
+def _deregister(command: DeregisterAgent, state: AgentState, now: datetime) -> list[AgentEvent]:
+    if state.agent is None:
+        return [_reject(command, state, now, "not_found", _not_registered(command.agent_id))]
+    common = _envelope(command.command_id, command.correlation_id, state, now)
+    return [AgentDeregistered(**common, agent_id=command.agent_id, reason=command.reason)]
+
+
+def _expire(command: ExpireAgent, state: AgentState, now: datetime) -> list[AgentEvent]:
+    agent = state.agent
+    if agent is None or not is_expired(agent, command.last_seen_at, now):
+        return []
+    cause = f"expire:{agent.agent_id}:{state.seq}"
+    common = _envelope(cause, None, state, now)
+    return [
+        AgentExpired(
+            **common,
+            agent_id=agent.agent_id,
+            last_seen_at=max(agent.last_seen_at, command.last_seen_at),
+        )
+    ]
+
+
+def _envelope(
+    command_id: str, correlation_id: str | None, state: AgentState, now: datetime
+) -> dict[str, object]:
+    return {
+        "event_id": event_id_for(command_id, 0),
+        "command_id": command_id,
+        "correlation_id": correlation_id or command_id,
+        "causation_id": command_id,
+        "occurred_at": now,
+        "seq": state.seq + 1,
+    }
+
+
+def _reject(
+    command: AgentCommand, state: AgentState, now: datetime, code: RejectionCode, reason: str
+) -> CommandRejected:
+    return rejection(
+        command.command_id, command.correlation_id, command.type, command.agent_id, now, code, reason,
+        seq=state.seq,
+    )
+
+
+def rejection(
+    command_id: str | None,
+    correlation_id: str | None,
+    command_type: str | None,
+    entity_id: str | None,
+    now: datetime,
+    code: RejectionCode,
+    reason: str,
+    seq: int = 0,
+) -> CommandRejected:
+    """A rejection event; also used by the stream shell for undecodable commands."""
+    cause = command_id or f"undecodable:{entity_id}:{now.isoformat()}"
+    return CommandRejected(
+        event_id=event_id_for(cause, 0),
+        command_id=command_id,
+        correlation_id=correlation_id or command_id,
+        causation_id=command_id,
+        occurred_at=now,
+        seq=seq,
+        entity_id=entity_id,
+        command_type=command_type,
+        code=code,
+        reason=reason,
+    )
+
+
+def _not_registered(agent_id: str) -> str:
+    return f"agent {agent_id!r} is not registered; register it first (POST /agents)"

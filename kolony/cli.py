@@ -1,0 +1,240 @@
+"""The ``kolony`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+import httpx
+from pydantic import ValidationError
+
+import kolony
+from kolony.settings import Settings
+
+logger = logging.getLogger("kolony")
+
+
+def _settings(**overrides: Any) -> Settings:
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise click.ClickException(f"bad setting {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    if level.upper() != "DEBUG":
+        for noisy in ("faust", "mode", "aiokafka"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _run(main: Callable[[], Any]) -> None:
+    """Run a coroutine factory; turn known failures into one clear line."""
+    from kolony.broker import EmbeddedBrokerError
+    from kolony.kafka import BrokerUnavailable
+
+    try:
+        asyncio.run(main())
+    except (BrokerUnavailable, EmbeddedBrokerError) as exc:
+        raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        pass
+
+
+log_level = click.option(
+    "--log-level", envvar="KOLONY_LOG_LEVEL", default="info", show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+)
+
+
+@click.group()
+@click.version_option(kolony.__version__, prog_name="kolony")
+def main() -> None:
+    """Kolony: a Kafka-native control plane for AI agent networks."""
+
+
+@main.command()
+@click.option("--host", envvar="KOLONY_HOST", default=None, help="gateway host [127.0.0.1]")
+@click.option("--port", envvar="KOLONY_PORT", type=int, default=None, help="gateway port [8000]")
+@click.option("--bootstrap-servers", envvar="KOLONY_BOOTSTRAP_SERVERS", default=None,
+              help="Kafka to use; unset runs the embedded broker")
+@log_level
+def up(host: str | None, port: int | None, bootstrap_servers: str | None, log_level: str) -> None:
+    """Start the hub: broker (embedded unless configured), stream worker and gateway."""
+    from kolony.broker import EmbeddedBroker
+    from kolony.runtime import run
+
+    _logging(log_level)
+    base = _settings(host=host, port=port, bootstrap_servers=bootstrap_servers)
+    broker: EmbeddedBroker | None = None
+    overrides: dict[str, Any] = {}
+    if not base.bootstrap_servers:
+        broker = EmbeddedBroker(base.embedded_broker_port, log_path=base.data_dir / "broker.log")
+        click.echo("starting the embedded broker ...", err=True)
+        try:
+            overrides["bootstrap_servers"] = broker.start()
+        except RuntimeError as exc:
+            raise click.ClickException(str(exc)) from None
+        # The embedded broker answers a fetch only when its wait runs out: keep it short.
+        overrides["fetch_max_wait_ms"] = min(base.fetch_max_wait_ms, 5)
+    settings = base.model_copy(update=overrides)
+
+    def ready(s: Settings) -> None:
+        url = f"http://{s.host}:{s.port}"
+        kind = "embedded broker, memory only" if broker else "external Kafka"
+        click.echo(
+            f"\nKolony {kolony.__version__} is up\n"
+            f"  gateway  {url}   (API docs {url}/docs, health {url}/health)\n"
+            f"  kafka    {s.bootstrap_servers}   ({kind})\n"
+            f"  topics   {s.topics.agent_commands}, {s.topics.agent_events}\n"
+            f"Try:  curl -s -X POST {url}/agents -H 'content-type: application/json' "
+            "-d '{\"name\":\"echo\",\"version\":\"1.0.0\"}'\n"
+            "Press Ctrl-C to stop.\n"
+        )
+
+    try:
+        _run(lambda: run(settings, on_ready=ready))
+    finally:
+        if broker is not None:
+            broker.stop()
+        click.echo("Kolony stopped.", err=True)
+
+
+@main.command()
+@log_level
+def worker(log_level: str) -> None:
+    """Run a stream worker (scale out by running more, on the same topics)."""
+    from kolony.runtime import run
+
+    _logging(log_level)
+    settings = _settings()
+    _run(lambda: run(settings, worker=True, gateway=False))
+
+
+@main.command()
+@click.option("--host", envvar="KOLONY_HOST", default=None)
+@click.option("--port", envvar="KOLONY_PORT", type=int, default=None)
+@log_level
+def gateway(host: str | None, port: int | None, log_level: str) -> None:
+    """Run a gateway (REST + SSE); several may run side by side."""
+    from kolony.runtime import run
+
+    _logging(log_level)
+    settings = _settings(host=host, port=port)
+    _run(lambda: run(settings, worker=False, gateway=True))
+
+
+@main.group()
+def topics() -> None:
+    """Kafka topics."""
+
+
+@topics.command("create")
+def topics_create() -> None:
+    """Create Kolony's topics (partitions, replication, cleanup policy from settings)."""
+    from kolony.kafka import desired_topics, ensure_topics
+
+    settings = _settings()
+    _run(lambda: ensure_topics(settings))
+    for topic in desired_topics(settings):
+        click.echo(f"{topic.name}  partitions={topic.num_partitions}")
+
+
+@main.group()
+def agents() -> None:
+    """Registered agents (through the gateway)."""
+
+
+gateway_url = click.option(
+    "--url", envvar="KOLONY_URL", default="http://127.0.0.1:8000", show_default=True, help="gateway URL"
+)
+as_json = click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+
+
+def _get(url: str, path: str, params: dict[str, Any] | None = None) -> Any:
+    try:
+        response = httpx.get(f"{url}{path}", params=params, timeout=10)
+    except httpx.HTTPError as exc:
+        raise click.ClickException(f"cannot reach the gateway at {url}: {exc}") from None
+    if response.status_code >= 400:
+        detail = response.json().get("detail", response.text) if response.content else response.reason_phrase
+        raise click.ClickException(f"{response.status_code}: {detail}")
+    return response.json()
+
+
+@agents.command("list")
+@gateway_url
+@as_json
+@click.option("--capability", help="skill id, name or tag")
+@click.option("--status", type=click.Choice(["online", "busy", "error", "offline"]))
+@click.option("--q", "text", help="text in name, description or skills")
+def agents_list(url: str, as_json: bool, capability: str | None, status: str | None, text: str | None) -> None:
+    """List agents."""
+    params = {k: v for k, v in {"capability": capability, "status": status, "q": text}.items() if v}
+    body = _get(url, "/agents", params)
+    if as_json:
+        click.echo(json.dumps(body, indent=2))
+        return
+    rows = body["agents"]
+    if not rows:
+        click.echo("no agents")
+        return
+    click.echo(f"{'AGENT ID':36}  {'STATUS':8}  {'LAST SEEN':20}  NAME / SKILLS")
+    for agent in rows:
+        skills = ", ".join(s["id"] for s in agent["card"].get("skills", []))
+        seen = agent["last_seen_at"][:19].replace("T", " ")
+        click.echo(f"{agent['agent_id']:36}  {agent['status']:8}  {seen:20}  "
+                   f"{agent['card']['name']} {agent['card']['version']}" + (f"  [{skills}]" if skills else ""))
+    click.echo(f"{body['total']} agent(s)")
+
+
+@agents.command("show")
+@gateway_url
+@click.argument("agent_id")
+def agents_show(url: str, agent_id: str) -> None:
+    """Show one agent as JSON."""
+    click.echo(json.dumps(_get(url, f"/agents/{agent_id}"), indent=2))
+
+
+@main.group()
+def events() -> None:
+    """The event log (read from Kafka directly)."""
+
+
+@events.command("tail")
+@click.option("-n", "--lines", default=20, show_default=True, help="events to show from each partition's end")
+@click.option("--follow", "-f", is_flag=True, help="keep printing new events")
+@click.option("--from-beginning", is_flag=True, help="the whole log")
+@click.option("--type", "type_prefix", help="only events whose type starts with this")
+@as_json
+def events_tail(lines: int, follow: bool, from_beginning: bool, type_prefix: str | None, as_json: bool) -> None:
+    """Print the last events of the agents' event log."""
+    from kolony.tail import tail
+
+    settings = _settings()
+    _run(lambda: tail(settings, lines=None if from_beginning else lines, follow=follow,
+                      type_prefix=type_prefix, as_json=as_json, echo=click.echo))
+
+
+@main.group()
+def schemas() -> None:
+    """The protocol's JSON Schemas."""
+
+
+@schemas.command("export")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("docs/schemas"), show_default=True)
+def schemas_export(out: Path) -> None:
+    """Write a JSON Schema file per command, event and record type."""
+    from schemas.export import export
+
+    for path in export(out):
+        click.echo(str(path))

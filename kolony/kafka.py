@@ -1,0 +1,168 @@
+"""Kafka connection options for every client Kolony makes, and topic provisioning."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from typing import Any
+
+from aiokafka.abc import AbstractTokenProvider
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.helpers import create_ssl_context
+
+from kolony.settings import Settings
+from schemas.topics import AGENTS_TABLE
+
+logger = logging.getLogger(__name__)
+
+COMMAND_RETENTION_MS = 7 * 24 * 3600 * 1000
+SYSTEM_RETENTION_MS = 3600 * 1000
+
+
+class BrokerUnavailable(RuntimeError):
+    """The configured Kafka cluster cannot be reached or refused a request."""
+
+
+class MskIamTokenProvider(AbstractTokenProvider):
+    """OAUTHBEARER tokens for AWS MSK IAM auth, signed with the ambient AWS credentials."""
+
+    def __init__(self, region: str) -> None:
+        self._region = region
+
+    async def token(self) -> str:
+        from aws_msk_iam_sasl_signer import MSKAuthTokenProvider
+
+        token, _expiry_ms = await asyncio.to_thread(
+            MSKAuthTokenProvider.generate_auth_token, self._region
+        )
+        return str(token)
+
+
+def require_bootstrap(settings: Settings) -> str:
+    """The configured Kafka, or the embedded broker's default address on this machine."""
+    return settings.bootstrap_servers or f"127.0.0.1:{settings.embedded_broker_port}"
+
+
+def ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    if settings.security_protocol not in ("SSL", "SASL_SSL"):
+        return None
+    context = create_ssl_context(cafile=str(settings.ssl_cafile) if settings.ssl_cafile else None)
+    context.check_hostname = settings.ssl_check_hostname
+    return context
+
+
+def client_options(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments for any aiokafka producer, consumer or admin client."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": require_bootstrap(settings),
+        "security_protocol": settings.security_protocol,
+        "ssl_context": ssl_context(settings),
+    }
+    mechanism = settings.sasl_mechanism
+    if mechanism == "AWS_MSK_IAM":
+        if not settings.aws_region:
+            raise BrokerUnavailable("KOLONY_SASL_MECHANISM=AWS_MSK_IAM needs KOLONY_AWS_REGION")
+        options["sasl_mechanism"] = "OAUTHBEARER"
+        options["sasl_oauth_token_provider"] = MskIamTokenProvider(settings.aws_region)
+    elif mechanism is not None:
+        options["sasl_mechanism"] = mechanism
+        options["sasl_plain_username"] = settings.sasl_username
+        options["sasl_plain_password"] = (
+            settings.sasl_password.get_secret_value() if settings.sasl_password else None
+        )
+    return options
+
+
+def faust_credentials(settings: Settings) -> Any:
+    """The same connection options in Faust's vocabulary (None for plaintext)."""
+    import faust
+    from faust.auth import OAuthCredentials
+
+    context = ssl_context(settings)
+    mechanism = settings.sasl_mechanism
+    if mechanism == "AWS_MSK_IAM":
+        return OAuthCredentials(
+            oauth_cb=client_options(settings)["sasl_oauth_token_provider"], ssl_context=context
+        )
+    if mechanism == "OAUTHBEARER":
+        raise BrokerUnavailable("generic OAUTHBEARER is not supported; use AWS_MSK_IAM or SCRAM")
+    if mechanism is not None:
+        return faust.SASLCredentials(
+            username=settings.sasl_username,
+            password=settings.sasl_password.get_secret_value() if settings.sasl_password else None,
+            mechanism=mechanism,
+            ssl_context=context,
+        )
+    if context is not None:
+        return faust.SSLCredentials(context)
+    return None
+
+
+def desired_topics(settings: Settings) -> list[NewTopic]:
+    """Every topic Kolony needs, with partitions, replication and cleanup policy."""
+    topics = settings.topics
+    n, rf = settings.partitions, settings.replication_factor
+    return [
+        NewTopic(
+            topics.agent_commands,
+            n,
+            rf,
+            topic_configs={"cleanup.policy": "delete", "retention.ms": str(COMMAND_RETENTION_MS)},
+        ),
+        NewTopic(
+            topics.agent_events,
+            n,
+            rf,
+            topic_configs={
+                "cleanup.policy": "delete",
+                "retention.ms": str(settings.event_retention_ms),
+            },
+        ),
+        NewTopic(
+            topics.changelog(AGENTS_TABLE), n, rf, topic_configs={"cleanup.policy": "compact"}
+        ),
+        NewTopic(
+            topics.system,
+            1,
+            rf,
+            topic_configs={"cleanup.policy": "delete", "retention.ms": str(SYSTEM_RETENTION_MS)},
+        ),
+    ]
+
+
+async def ensure_topics(settings: Settings, timeout: float = 30.0) -> None:
+    """Create missing topics; fail clearly when an existing one has the wrong partition count."""
+    admin = AIOKafkaAdminClient(**client_options(settings), request_timeout_ms=int(timeout * 1000))
+    try:
+        await asyncio.wait_for(admin.start(), timeout)
+        wanted = desired_topics(settings)
+        existing = set(await admin.list_topics())
+        missing = [t for t in wanted if t.name not in existing]
+        if missing:
+            try:
+                await admin.create_topics(missing)
+                logger.info("created topics %s", ", ".join(t.name for t in missing))
+            except TopicAlreadyExistsError:
+                logger.debug("topics created concurrently by another process")
+        await _check_partitions(admin, wanted)
+    except (KafkaError, OSError, TimeoutError) as exc:
+        raise BrokerUnavailable(
+            f"cannot provision topics on {settings.bootstrap_servers}: {exc!r}"
+        ) from exc
+    finally:
+        await admin.close()
+
+
+async def _check_partitions(admin: AIOKafkaAdminClient, wanted: list[NewTopic]) -> None:
+    described = await admin.describe_topics([t.name for t in wanted])
+    counts = {d["topic"]: len(d["partitions"]) for d in described}
+    for topic in wanted:
+        have = counts.get(topic.name)
+        if have is not None and have != topic.num_partitions:
+            raise BrokerUnavailable(
+                f"topic {topic.name} has {have} partitions but Kolony is configured for "
+                f"{topic.num_partitions} (KOLONY_PARTITIONS); command, event and changelog "
+                "topics must be co-partitioned"
+            )

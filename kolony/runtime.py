@@ -1,0 +1,91 @@
+"""Run Kolony's processes in one event loop: stream worker, gateway, or both (`kolony up`)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable, Generator
+from typing import Any
+
+import uvicorn
+
+from kolony.kafka import ensure_topics
+from kolony.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the runtime owns shutdown."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+async def run(
+    settings: Settings,
+    *,
+    worker: bool = True,
+    gateway: bool = True,
+    on_ready: Callable[[Settings], None] | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Start what is asked for, call ``on_ready``, and stop it all on SIGINT/SIGTERM or ``stop``."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    await ensure_topics(settings)
+    async with contextlib.AsyncExitStack() as stack:
+        if worker:
+            await stack.enter_async_context(_worker(settings))
+        if gateway:
+            await stack.enter_async_context(_gateway(settings))
+        if on_ready is not None:
+            on_ready(settings)
+        await stop.wait()
+        logger.info("stopping")
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.remove_signal_handler(sig)
+
+
+@contextlib.asynccontextmanager
+async def _worker(settings: Settings) -> Any:
+    from faust.contrib.asgi import faust_app_running
+
+    from streams.app import KolonyWorker
+
+    kolony_worker = KolonyWorker(settings)
+    async with faust_app_running(kolony_worker.app, stop_timeout=30):
+        yield kolony_worker
+
+
+@contextlib.asynccontextmanager
+async def _gateway(settings: Settings) -> Any:
+    from services.gateway.app import create_app
+
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        lifespan="on",
+        access_log=False,
+    )
+    server = _Server(config)
+    task = asyncio.create_task(server.serve(), name="kolony-gateway")
+    while not server.started:
+        if task.done():
+            task.result()  # raises what stopped it (port in use, say)
+            raise RuntimeError("the gateway stopped while starting")
+        await asyncio.sleep(0.05)
+    try:
+        yield server
+    finally:
+        server.should_exit = True
+        await task

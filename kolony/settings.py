@@ -1,0 +1,68 @@
+"""Configuration: one frozen settings object per process, from ``KOLONY_*`` variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.registry import RegistryPolicy
+from schemas.topics import Topics
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "AWS_MSK_IAM"]
+
+
+class Settings(BaseSettings):
+    """Every knob of a Kolony process; each field ``x`` reads ``KOLONY_X``."""
+
+    model_config = SettingsConfigDict(env_prefix="KOLONY_", frozen=True, extra="ignore")
+
+    # Kafka connection. Unset bootstrap servers means: `kolony up` runs the embedded broker.
+    bootstrap_servers: str | None = None
+    security_protocol: SecurityProtocol = "PLAINTEXT"
+    sasl_mechanism: SaslMechanism | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    aws_region: str | None = Field(default=None, description="region of an MSK cluster (IAM auth)")
+    ssl_cafile: Path | None = None
+    ssl_check_hostname: bool = True
+    # How long a consumer's fetch may wait for data. Real Kafka answers early when data
+    # arrives; the embedded broker does not, so `kolony up` lowers this for it.
+    fetch_max_wait_ms: int = Field(default=500, ge=1, le=30_000)
+
+    # Topics.
+    topic_prefix: str = Field(default="kolony", pattern=r"^[A-Za-z0-9._-]{1,100}$")
+    partitions: int = Field(default=8, ge=1, le=1_000)
+    replication_factor: int = Field(default=1, ge=1, le=10)
+    event_retention_ms: int = Field(default=-1, description="-1 keeps the event log forever")
+
+    # Stream worker.
+    agent_ttl: float = Field(default=60.0, gt=0, le=86_400)
+    liveness_interval: float = Field(default=0.5, gt=0, le=60)
+    beacon_interval: float = Field(default=2.0, gt=0, le=60)
+    batch_max: int = Field(default=2_000, ge=1)
+    batch_within: float = Field(default=0.002, gt=0, le=1)
+    store: Literal["memory", "rocksdb"] = "memory"
+    data_dir: Path = Path(".kolony")
+    session_timeout: float = Field(default=10.0, ge=6, le=300)
+    exactly_once: bool = False
+
+    # Gateway.
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65_535)
+    command_timeout: float = Field(default=5.0, gt=0, le=120)
+    recent_events: int = Field(default=1_000, ge=0, le=100_000)
+
+    # Embedded broker.
+    embedded_broker_port: int = Field(default=9092, ge=0, le=65_535)
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(self.topic_prefix)
+
+    @property
+    def registry_policy(self) -> RegistryPolicy:
+        return RegistryPolicy(default_ttl_seconds=self.agent_ttl)

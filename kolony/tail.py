@@ -1,0 +1,78 @@
+"""``kolony events tail``: print the event log, newest last, optionally following it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from pydantic import ValidationError
+
+from kolony.kafka import client_options
+from kolony.settings import Settings
+from schemas.registry import AGENT_EVENT, AgentEvent
+
+
+def describe(event: AgentEvent) -> str:
+    subject = getattr(event, "agent_id", None) or getattr(event, "entity_id", None) or "-"
+    detail = ""
+    if event.type == "command.rejected":
+        detail = f"{event.code}: {event.reason}"  # type: ignore[union-attr]
+    elif event.type == "agent.status_changed":
+        detail = f"{event.previous} -> {event.status}"  # type: ignore[union-attr]
+    elif event.type in ("agent.registered", "agent.renewed"):
+        detail = f"{event.card.name} {event.card.version}"  # type: ignore[union-attr]
+    return f"{event.occurred_at.isoformat(timespec='milliseconds')}  {event.type:26} {subject}  {detail}".rstrip()
+
+
+async def tail(
+    settings: Settings,
+    *,
+    lines: int | None,
+    follow: bool,
+    type_prefix: str | None,
+    as_json: bool,
+    echo: Callable[[str], None],
+) -> None:
+    consumer = AIOKafkaConsumer(**client_options(settings), enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer.topics()
+        topic = settings.topics.agent_events
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        consumer.assign(partitions)
+        starts = await consumer.beginning_offsets(partitions)
+        ends = await consumer.end_offsets(partitions)
+        for tp in partitions:
+            first = starts[tp] if lines is None else max(starts[tp], ends[tp] - lines)
+            consumer.seek(tp, first)
+        backlog: list[tuple[float, bytes]] = []
+        remaining = {tp for tp in partitions if ends[tp] > starts[tp]}
+        while remaining:
+            batches = await consumer.getmany(timeout_ms=1_000)
+            for tp, records in batches.items():
+                backlog.extend((r.timestamp, r.value) for r in records if r.offset < ends[tp])
+                if records and records[-1].offset + 1 >= ends[tp]:
+                    remaining.discard(tp)
+        for _, value in sorted(backlog, key=lambda item: item[0]):
+            _print(value, type_prefix, as_json, echo)
+        while follow:
+            batches = await consumer.getmany(timeout_ms=1_000)
+            for records in batches.values():
+                for record in records:
+                    _print(record.value, type_prefix, as_json, echo)
+    except asyncio.CancelledError:
+        pass
+    finally:
+        await consumer.stop()
+
+
+def _print(value: bytes, type_prefix: str | None, as_json: bool, echo: Callable[[str], None]) -> None:
+    try:
+        event = AGENT_EVENT.validate_json(value)
+    except ValidationError:
+        echo(f"(undecodable event: {value[:80]!r})")
+        return
+    if type_prefix and not event.type.startswith(type_prefix):
+        return
+    echo(AGENT_EVENT.dump_json(event, exclude_none=True).decode() if as_json else describe(event))

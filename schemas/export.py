@@ -1,0 +1,46 @@
+"""Generate the protocol's JSON Schemas: ``python -m schemas.export [DIR]`` or ``kolony schemas export``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from schemas.a2a import AgentCard, Message, Task
+from schemas.registry import AGENT_COMMAND, AGENT_EVENT, AgentState, RegisteredAgent
+from schemas.system import WorkerBeacon
+
+SCHEMAS: dict[str, TypeAdapter[Any]] = {
+    "agent-command": AGENT_COMMAND,
+    "agent-event": AGENT_EVENT,
+    "agent-state": TypeAdapter(AgentState),
+    "registered-agent": TypeAdapter(RegisteredAgent),
+    "agent-card": TypeAdapter(AgentCard),
+    "message": TypeAdapter(Message),
+    "task": TypeAdapter(Task),
+    "worker-beacon": TypeAdapter(WorkerBeacon),
+}
+
+
+def render(name: str) -> str:
+    schema = SCHEMAS[name].json_schema(mode="serialization")
+    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": f"kolony:{name}", **schema}
+    return json.dumps(schema, indent=2, sort_keys=True) + "\n"
+
+
+def export(directory: Path) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in SCHEMAS:
+        path = directory / f"{name}.schema.json"
+        path.write_text(render(name))
+        written.append(path)
+    return written
+
+
+if __name__ == "__main__":
+    for written_path in export(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/schemas")):
+        print(written_path)  # noqa: T201

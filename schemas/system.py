@@ -1,0 +1,24 @@
+"""Operational records that are not domain events."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AwareDatetime, TypeAdapter
+
+from schemas.base import Frozen
+
+
+class WorkerBeacon(Frozen):
+    """A stream worker's periodic sign of life, with the partitions it owns."""
+
+    type: Literal["worker.beacon"] = "worker.beacon"
+    worker_id: str
+    app_id: str
+    at: AwareDatetime
+    interval_seconds: float
+    active_partitions: tuple[int, ...]
+    agents_owned: int
+
+
+WORKER_BEACON = TypeAdapter(WorkerBeacon)

@@ -1,0 +1,36 @@
+"""Topic names: public protocol, defined once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Every topic Kolony uses, under one prefix (``kolony`` unless configured)."""
+
+    prefix: str = "kolony"
+
+    @property
+    def agent_commands(self) -> str:
+        return f"{self.prefix}.agents.commands"
+
+    @property
+    def agent_events(self) -> str:
+        return f"{self.prefix}.agents.events"
+
+    @property
+    def system(self) -> str:
+        """Worker liveness beacons, read by gateways for ``GET /health``."""
+        return f"{self.prefix}.system"
+
+    @property
+    def app_id(self) -> str:
+        """The Faust app id: consumer group and changelog topic prefix."""
+        return self.prefix
+
+    def changelog(self, table: str) -> str:
+        return f"{self.app_id}-{table}-changelog"
+
+
+AGENTS_TABLE = "agents"

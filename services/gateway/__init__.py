@@ -1,0 +1,1 @@
+"""The REST gateway: thin FastAPI routes over :mod:`services`."""

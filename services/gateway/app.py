@@ -1,0 +1,44 @@
+"""The gateway application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+import kolony
+from kolony.settings import Settings
+from services.gateway.errors import install_error_handlers
+from services.gateway.routers import agents, events, system
+from services.hub import Hub
+
+
+def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
+    """A gateway; it owns (starts and stops) its :class:`Hub` unless one is passed in."""
+    owned = hub is None
+    the_hub = hub if hub is not None else Hub(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if owned:
+            await the_hub.start()
+        try:
+            yield
+        finally:
+            if owned:
+                await the_hub.stop()
+
+    app = FastAPI(
+        title="Kolony",
+        version=kolony.__version__,
+        description="Kafka-native control plane for AI agent networks",
+        lifespan=lifespan,
+    )
+    app.state.hub = the_hub
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(system.router)
+    app.include_router(agents.router)
+    app.include_router(events.router)
+    return app

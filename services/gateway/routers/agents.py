@@ -1,0 +1,81 @@
+"""``/agents``: register or renew, discover, heartbeat, deregister."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Path, Query
+from pydantic import BaseModel, ConfigDict
+
+from schemas.a2a import AgentCard
+from schemas.base import ENTITY_ID_PATTERN
+from schemas.registry import AgentStatus, RegisteredAgent, ReportableStatus
+from services import registry
+from services.gateway.deps import HubDep
+
+router = APIRouter(prefix="/agents", tags=["agents"])
+
+AgentId = Annotated[str, Path(min_length=1, max_length=128, pattern=ENTITY_ID_PATTERN)]
+
+
+class AgentList(BaseModel):
+    agents: list[RegisteredAgent]
+    total: int
+
+
+class HeartbeatBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: ReportableStatus | None = None
+
+
+class Deleted(BaseModel):
+    status: str = "deleted"
+    agent_id: str
+
+
+@router.post("", response_model=RegisteredAgent, response_model_exclude_none=True)
+async def register_agent(
+    hub: HubDep,
+    card: AgentCard,
+    ttl: Annotated[float | None, Query(gt=0, le=86_400, description="seconds of silence before offline")] = None,
+) -> RegisteredAgent:
+    """Register an agent, or renew it (same card name and version: same ``agent_id``)."""
+    return await registry.register_agent(hub, card, ttl_seconds=ttl)
+
+
+@router.get("", response_model=AgentList, response_model_exclude_none=True)
+async def list_agents(
+    hub: HubDep,
+    capability: Annotated[str | None, Query(max_length=200, description="skill id, name or tag")] = None,
+    skill: Annotated[str | None, Query(max_length=200, include_in_schema=False)] = None,
+    tag: Annotated[str | None, Query(max_length=200, include_in_schema=False)] = None,
+    status: AgentStatus | None = None,
+    q: Annotated[str | None, Query(max_length=200, description="text in name, description, skills")] = None,
+) -> AgentList:
+    agents = registry.list_agents(hub, capability=capability or skill or tag, status=status, text=q)
+    return AgentList(agents=agents, total=len(agents))
+
+
+@router.get("/{agent_id}", response_model=RegisteredAgent, response_model_exclude_none=True)
+async def get_agent(hub: HubDep, agent_id: AgentId) -> RegisteredAgent:
+    return registry.get_agent(hub, agent_id)
+
+
+@router.delete("/{agent_id}", response_model=Deleted)
+async def deregister_agent(hub: HubDep, agent_id: AgentId) -> Deleted:
+    await registry.deregister_agent(hub, agent_id)
+    return Deleted(agent_id=agent_id)
+
+
+@router.post("/{agent_id}/heartbeat", response_model=RegisteredAgent, response_model_exclude_none=True)
+async def heartbeat(
+    hub: HubDep, agent_id: AgentId, body: Annotated[HeartbeatBody | None, Body()] = None
+) -> RegisteredAgent:
+    """A sign of life; optionally report ``busy``, ``error`` or ``online``."""
+    return await registry.heartbeat(hub, agent_id, status=body.status if body else None)
+
+
+@router.put("/{agent_id}/status", response_model=RegisteredAgent, response_model_exclude_none=True)
+async def set_status(hub: HubDep, agent_id: AgentId, body: HeartbeatBody) -> RegisteredAgent:
+    """Report a status (a status report is also a sign of life)."""
+    return await registry.heartbeat(hub, agent_id, status=body.status)

@@ -1,0 +1,210 @@
+"""The gateway's connection to the log: publishes commands, folds events, awaits outcomes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
+from pydantic import BaseModel, ValidationError
+
+from kolony.kafka import client_options
+from kolony.settings import Settings
+from schemas.base import CommandRejected
+from schemas.registry import AGENT_EVENT, AgentEvent
+from schemas.system import WORKER_BEACON, WorkerBeacon
+from services.views import AgentDirectory, EventFeed
+
+logger = logging.getLogger(__name__)
+
+
+class HubUnavailable(RuntimeError):
+    """Kafka or the stream workers cannot serve the request right now (HTTP 503)."""
+
+
+class Rejected(Exception):
+    """The decider refused the command; ``code`` and ``reason`` come from its rejection event."""
+
+    def __init__(self, event: CommandRejected) -> None:
+        super().__init__(event.reason)
+        self.code = event.code
+        self.reason = event.reason
+
+
+class Hub:
+    """One per gateway process. Several gateways may run: each folds the whole log."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.topics = settings.topics
+        self.directory = AgentDirectory()
+        self.feed = EventFeed(settings.recent_events)
+        self.workers: dict[str, WorkerBeacon] = {}
+        self._pending: dict[str, asyncio.Future[AgentEvent]] = {}
+        self._producer: AIOKafkaProducer | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._caught_up = asyncio.Event()
+        self._targets: dict[TopicPartition, int] = {}
+        self._positions: dict[TopicPartition, int] = {}
+        self._broker_ok_at = 0.0
+
+    # lifecycle
+
+    async def start(self, catch_up_timeout: float = 60.0) -> None:
+        """Connect, then fold the event log up to its current end before serving reads."""
+        options = client_options(self.settings)
+        self._producer = AIOKafkaProducer(
+            **options, linger_ms=1, acks="all", request_timeout_ms=10_000
+        )
+        self._consumer = AIOKafkaConsumer(
+            **options,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=self.settings.fetch_max_wait_ms,
+        )
+        await self._producer.start()
+        await self._consumer.start()
+        partitions = await self._partitions([self.topics.agent_events, self.topics.system])
+        self._consumer.assign(partitions)
+        await self._consumer.seek_to_beginning(*partitions)
+        starts = await self._consumer.beginning_offsets(partitions)
+        ends = await self._consumer.end_offsets(partitions)
+        self._targets = {tp: end for tp, end in ends.items() if end > starts[tp]}
+        self._broker_ok_at = time.monotonic()
+        self._check_caught_up()
+        self._reader = asyncio.create_task(self._read(), name="kolony-hub-reader")
+        try:
+            await asyncio.wait_for(self._caught_up.wait(), catch_up_timeout)
+        except TimeoutError:
+            logger.warning("event log not folded within %.0f s; serving as it catches up", catch_up_timeout)
+
+    async def stop(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+        for future in self._pending.values():
+            future.cancel()
+        if self._consumer is not None:
+            await self._consumer.stop()
+        if self._producer is not None:
+            await self._producer.stop()
+
+    async def _partitions(self, topics: Iterable[str]) -> list[TopicPartition]:
+        assert self._consumer is not None
+        await self._consumer.topics()  # refreshes the cluster metadata
+        found: list[TopicPartition] = []
+        for topic in topics:
+            parts = self._consumer.partitions_for_topic(topic)
+            if not parts:
+                raise HubUnavailable(f"topic {topic} does not exist; run `kolony up` or `kolony topics create`")
+            found.extend(TopicPartition(topic, p) for p in sorted(parts))
+        return found
+
+    # commands
+
+    async def execute(self, topic: str, key: str, command: BaseModel) -> AgentEvent:
+        """Publish ``command`` and return the first event it caused; raise :class:`Rejected`."""
+        command_id: str = command.command_id  # type: ignore[attr-defined]  # every command has one
+        future: asyncio.Future[AgentEvent] = asyncio.get_running_loop().create_future()
+        self._pending[command_id] = future
+        try:
+            await self.publish(topic, key, command)
+            try:
+                event = await asyncio.wait_for(future, self.settings.command_timeout)
+            except TimeoutError:
+                raise HubUnavailable(
+                    f"no stream worker decided the command within {self.settings.command_timeout:g} s; "
+                    "is `kolony worker` running?"
+                ) from None
+        finally:
+            self._pending.pop(command_id, None)
+        if isinstance(event, CommandRejected):
+            raise Rejected(event)
+        return event
+
+    async def publish(self, topic: str, key: str, command: BaseModel) -> None:
+        """Publish ``command`` and wait until the broker has it (not for its outcome)."""
+        if self._producer is None:
+            raise HubUnavailable("the gateway is not connected to Kafka")
+        try:
+            await asyncio.wait_for(
+                self._producer.send_and_wait(
+                    topic, key=key.encode(), value=command.model_dump_json(exclude_none=True).encode()
+                ),
+                self.settings.command_timeout,
+            )
+        except (KafkaError, TimeoutError) as exc:
+            raise HubUnavailable(f"Kafka did not accept the command: {exc!r}") from exc
+        self._broker_ok_at = time.monotonic()
+
+    # the log
+
+    async def _read(self) -> None:
+        assert self._consumer is not None
+        while True:
+            try:
+                batches = await self._consumer.getmany(timeout_ms=1_000, max_records=5_000)
+            except KafkaError:
+                logger.exception("reading the event log failed; retrying")
+                await asyncio.sleep(1)
+                continue
+            self._broker_ok_at = time.monotonic()
+            for tp, records in batches.items():
+                if records:
+                    self._positions[tp] = records[-1].offset + 1
+                if tp.topic == self.topics.system:
+                    self._on_beacons(records)
+                else:
+                    self._on_events(records)
+            if not self._caught_up.is_set():
+                self._check_caught_up()
+
+    def _on_events(self, records: Iterable[Any]) -> None:
+        for record in records:
+            try:
+                event = AGENT_EVENT.validate_json(record.value)
+            except ValidationError:
+                logger.warning("skipping an undecodable event at %s@%s", record.partition, record.offset)
+                continue
+            self.directory.apply(event)
+            self.feed.append(event)
+            future = self._pending.get(event.command_id or "")
+            if future is not None and not future.done():
+                future.set_result(event)
+
+    def _on_beacons(self, records: Iterable[Any]) -> None:
+        for record in records:
+            try:
+                beacon = WORKER_BEACON.validate_json(record.value)
+            except ValidationError:
+                continue
+            self.workers[beacon.worker_id] = beacon
+
+    def _check_caught_up(self) -> None:
+        if all(self._positions.get(tp, 0) >= end for tp, end in self._targets.items()):
+            self._caught_up.set()
+
+    # health
+
+    @property
+    def caught_up(self) -> bool:
+        return self._caught_up.is_set()
+
+    def live_workers(self, now: datetime | None = None) -> list[WorkerBeacon]:
+        moment = now or datetime.now(UTC)
+        return [
+            beacon
+            for beacon in self.workers.values()
+            if moment - beacon.at <= timedelta(seconds=3 * beacon.interval_seconds)
+        ]
+
+    def broker_reachable(self) -> bool:
+        return time.monotonic() - self._broker_ok_at < 5.0

@@ -1,0 +1,108 @@
+"""Agent registry operations: the one place REST, CLI and MCP all call."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from core.ids import agent_id_for
+from core.registry import status_after_heartbeat
+from core.queries import select_agents
+from schemas.a2a import AgentCard
+from schemas.registry import (
+    AgentStatus,
+    DeregisterAgent,
+    RecordHeartbeat,
+    RegisterAgent,
+    RegisteredAgent,
+    ReportableStatus,
+)
+from services.hub import Hub, HubUnavailable
+
+
+class UnknownAgent(LookupError):
+    def __init__(self, agent_id: str) -> None:
+        super().__init__(f"agent {agent_id!r} is not registered")
+        self.agent_id = agent_id
+
+
+def _envelope(correlation_id: str | None, issued_by: str) -> dict[str, object]:
+    return {
+        "command_id": str(uuid.uuid4()),
+        "correlation_id": correlation_id,
+        "issued_at": datetime.now(UTC),
+        "issued_by": issued_by,
+    }
+
+
+async def register_agent(
+    hub: Hub,
+    card: AgentCard,
+    *,
+    ttl_seconds: float | None = None,
+    correlation_id: str | None = None,
+    issued_by: str = "gateway",
+) -> RegisteredAgent:
+    """Register ``card``, or renew it: the same name and version always get the same id."""
+    agent_id = agent_id_for(card.name, card.version)
+    command = RegisterAgent(
+        **_envelope(correlation_id, issued_by), agent_id=agent_id, card=card, ttl_seconds=ttl_seconds
+    )
+    await hub.execute(hub.topics.agent_commands, agent_id, command)
+    return _require(hub, agent_id)
+
+
+async def heartbeat(
+    hub: Hub,
+    agent_id: str,
+    *,
+    status: ReportableStatus | None = None,
+    issued_by: str = "gateway",
+) -> RegisteredAgent:
+    """Record a sign of life. It answers from the read model without awaiting the worker:
+    most heartbeats change nothing durable, so there is no outcome event to wait for."""
+    agent = get_agent(hub, agent_id)
+    command = RecordHeartbeat(**_envelope(None, issued_by), agent_id=agent_id, status=status)
+    if status_after_heartbeat(agent, status) is not agent.status:
+        await hub.execute(hub.topics.agent_commands, agent_id, command)
+        return _require(hub, agent_id)
+    await hub.publish(hub.topics.agent_commands, agent_id, command)
+    return agent
+
+
+async def deregister_agent(
+    hub: Hub, agent_id: str, *, reason: str | None = None, issued_by: str = "gateway"
+) -> None:
+    command = DeregisterAgent(**_envelope(None, issued_by), agent_id=agent_id, reason=reason)
+    await hub.execute(hub.topics.agent_commands, agent_id, command)
+
+
+def get_agent(hub: Hub, agent_id: str) -> RegisteredAgent:
+    _require_caught_up(hub)
+    agent = hub.directory.get(agent_id)
+    if agent is None:
+        raise UnknownAgent(agent_id)
+    return agent
+
+
+def list_agents(
+    hub: Hub,
+    *,
+    capability: str | None = None,
+    status: AgentStatus | None = None,
+    text: str | None = None,
+) -> list[RegisteredAgent]:
+    _require_caught_up(hub)
+    return select_agents(hub.directory.agents(), capability=capability, status=status, text=text)
+
+
+def _require(hub: Hub, agent_id: str) -> RegisteredAgent:
+    agent = hub.directory.get(agent_id)
+    if agent is None:
+        raise UnknownAgent(agent_id)
+    return agent
+
+
+def _require_caught_up(hub: Hub) -> None:
+    if not hub.caught_up:
+        raise HubUnavailable("the gateway is still reading the event log; retry shortly")

@@ -1,0 +1,1 @@
+"""Faust stream processors: the thin shell that feeds commands to Kolony's deciders."""

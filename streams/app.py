@@ -1,0 +1,78 @@
+"""Build the Faust app that runs Kolony's stream processors."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from datetime import UTC, datetime
+
+import faust
+
+from kolony.kafka import faust_credentials, require_bootstrap
+from kolony.settings import Settings
+from schemas.system import WORKER_BEACON, WorkerBeacon
+from streams.registry import RegistryProcessor
+
+logger = logging.getLogger(__name__)
+
+
+class KolonyWorker:
+    """The Faust app plus Kolony's processors and the beacon gateways watch for health."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
+        self.app = build_faust_app(settings)
+        self.registry = RegistryProcessor(self.app, settings)
+        self.system = self.app.topic(
+            settings.topics.system,
+            partitions=1,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+        )
+        self.app.timer(settings.beacon_interval, name=f"{settings.topic_prefix}.beacon")(
+            self._beacon
+        )
+
+    async def _beacon(self) -> None:
+        beacon = WorkerBeacon(
+            worker_id=self.worker_id,
+            app_id=self.settings.topics.app_id,
+            at=datetime.now(UTC),
+            interval_seconds=self.settings.beacon_interval,
+            active_partitions=tuple(sorted(self.registry.owned_partitions())),
+            agents_owned=self.registry.agents_owned(),
+        )
+        self.system.send_soon(key=self.worker_id.encode(), value=WORKER_BEACON.dump_json(beacon))
+
+
+def build_faust_app(settings: Settings) -> faust.App:
+    brokers = [f"kolony://{host.strip()}" for host in require_bootstrap(settings).split(",")]
+    store = "memory://" if settings.store == "memory" else "rocksdb://"
+    # Faust creates its data directory without parents.
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        settings.topics.app_id,
+        broker=brokers,
+        broker_credentials=faust_credentials(settings),
+        store=store,
+        datadir=str(settings.data_dir / "worker"),
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        processing_guarantee="exactly_once" if settings.exactly_once else "at_least_once",
+        broker_session_timeout=settings.session_timeout,
+        broker_heartbeat_interval=1.0,
+        broker_commit_interval=1.0,
+        producer_linger_ms=1,
+        producer_max_batch_size=512 * 1024,
+        producer_acks=-1,
+        consumer_auto_offset_reset="earliest",
+        stream_buffer_maxsize=8192,
+        web_enabled=False,
+        autodiscover=False,
+    )
+    app.kolony_fetch_max_wait_ms = settings.fetch_max_wait_ms
+    return app

@@ -1,0 +1,34 @@
+"""The Faust codec for Kolony's pydantic models: one wrapper, one registration per type."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from faust.serializers import codecs
+from pydantic import TypeAdapter
+
+from schemas.registry import AGENT_EVENT, AGENT_STATE
+
+
+class PydanticCodec(codecs.Codec):  # type: ignore[misc]
+    """Serialises with a pydantic ``TypeAdapter``: the bytes are the protocol's JSON."""
+
+    def __init__(self, adapter: TypeAdapter[Any], **kwargs: Any) -> None:
+        self._adapter = adapter
+        super().__init__(**kwargs)
+
+    def _dumps(self, obj: Any) -> bytes:
+        return self._adapter.dump_json(obj, exclude_none=True)
+
+    def _loads(self, s: bytes) -> Any:
+        return self._adapter.validate_json(s)
+
+    def clone(self, *children: Any) -> PydanticCodec:
+        return type(self)(self._adapter, children=children)
+
+
+AGENT_STATE_CODEC = "kolony.agent_state"
+AGENT_EVENT_CODEC = "kolony.agent_event"
+
+codecs.register(AGENT_STATE_CODEC, PydanticCodec(AGENT_STATE))
+codecs.register(AGENT_EVENT_CODEC, PydanticCodec(AGENT_EVENT))

@@ -1,0 +1,217 @@
+"""The agent registry processor: decides agent commands, keeps liveness, expires the silent."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import faust
+from pydantic import ValidationError
+
+from core.registry import decide, evolve, initial_state, rejection
+from kolony.settings import Settings
+from schemas.base import CommandRejected
+from schemas.registry import (
+    AGENT_COMMAND,
+    AGENT_EVENT,
+    AgentEvent,
+    AgentState,
+    AgentStatus,
+    ExpireAgent,
+    RecordHeartbeat,
+    RegisterAgent,
+)
+from schemas.topics import AGENTS_TABLE
+from streams.codec import AGENT_STATE_CODEC
+from streams.partitioning import partition_for
+
+logger = logging.getLogger(__name__)
+
+
+class RegistryProcessor:
+    """Faust shell around :mod:`core.registry`: one writer per agent id.
+
+    Heartbeats mostly change nothing durable: the decider persists one per agent per
+    ``ttl / 3`` and the exact time of the last one lives in ``_deadlines``. After a
+    restart every live agent gets a fresh TTL from the moment its partition recovered,
+    as Kafka's own group coordinator does for its members after a failover.
+    """
+
+    def __init__(self, app: faust.App, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+        self.policy = settings.registry_policy
+        topics = settings.topics
+        n = settings.partitions
+        self.commands = app.topic(
+            topics.agent_commands,
+            partitions=n,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+        )
+        self.events = app.topic(
+            topics.agent_events,
+            partitions=n,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+        )
+        # Keys must serialise to the same bytes as command keys, so that Kafka's
+        # partitioner puts an agent's command, events and state in one partition.
+        changelog = app.topic(
+            topics.changelog(AGENTS_TABLE),
+            partitions=n,
+            key_type=str,
+            value_type=None,
+            key_serializer="raw",
+            value_serializer=AGENT_STATE_CODEC,
+            compacting=True,
+            deleting=False,
+            acks=False,
+            internal=True,
+        )
+        self.table = app.Table(
+            AGENTS_TABLE,
+            partitions=n,
+            key_type=str,
+            value_type=None,
+            use_partitioner=True,
+            changelog_topic=changelog,
+        )
+        self.table.key_serializer = "raw"
+        self.table.value_serializer = AGENT_STATE_CODEC
+        self.table.on_recover(self._on_recovered)
+        # agent id -> when it goes silent; only agents that are not offline.
+        self._deadlines: dict[str, datetime] = {}
+        self.decided = 0
+        app.agent(self.commands, name=f"{topics.prefix}.agents.decider")(self._decide_stream)
+        app.timer(settings.liveness_interval, name=f"{topics.prefix}.agents.liveness")(
+            self._expire_silent
+        )
+
+    async def _decide_stream(self, stream: Any) -> AsyncIterator[None]:
+        async for batch in stream.take_events(self.settings.batch_max, self.settings.batch_within):
+            self.decide_batch(batch)
+            yield None
+
+    def decide_batch(self, batch: Sequence[Any]) -> None:
+        """Decide a batch of command records; synchronous, so it is atomic per batch."""
+        now = datetime.now(UTC)
+        dirty: dict[str, AgentState] = {}
+        n = self.settings.partitions
+        for record in batch:
+            message = record.message
+            raw_key: bytes | None = message.key
+            try:
+                command = AGENT_COMMAND.validate_json(message.value)
+            except ValidationError as exc:
+                self._publish(raw_key, _undecodable(raw_key, exc, now))
+                continue
+            key = command.agent_id
+            key_bytes = key.encode()
+            if raw_key is not None and raw_key != key_bytes:
+                reason = f"record key {raw_key!r} must equal the command's agent_id {key!r}"
+                self._publish(
+                    key_bytes,
+                    rejection(
+                        command.command_id, command.correlation_id, command.type, key, now,
+                        "invalid", reason,
+                    ),
+                )
+                continue
+            owner = partition_for(key_bytes, n)
+            if message.partition != owner:
+                # Produced with another partitioner (librdkafka's default, say): hand it
+                # to the partition that owns the agent, which decides it.
+                self.commands.send_soon(key=key_bytes, value=message.value, partition=owner)
+                continue
+            state = dirty.get(key) or self.table.get(key) or initial_state()
+            events = decide(command, state, now, self.policy)
+            for event in events:
+                state = evolve(state, event)
+                self._publish(key_bytes, event)
+            if not rejected(events) and events:
+                dirty[key] = state
+            if isinstance(command, RecordHeartbeat | RegisterAgent) or events:
+                self._track(key, state, heard_at=now if not rejected(events) else None)
+            self.decided += 1
+        for key, state in dirty.items():
+            self.table[key] = state
+
+    async def _expire_silent(self) -> None:
+        now = datetime.now(UTC)
+        overdue = [key for key, deadline in self._deadlines.items() if deadline < now]
+        if not overdue:
+            return
+        owned = self.owned_partitions()
+        n = self.settings.partitions
+        for key in overdue:
+            if partition_for(key.encode(), n) not in owned:
+                self._deadlines.pop(key, None)
+                continue
+            state = self.table.get(key)
+            agent = state.agent if state else None
+            if state is None or agent is None:
+                self._deadlines.pop(key, None)
+                continue
+            last_seen = self._deadlines[key] - timedelta(seconds=agent.ttl_seconds)
+            command = ExpireAgent(agent_id=key, last_seen_at=last_seen)
+            events = decide(command, state, now, self.policy)
+            for event in events:
+                state = evolve(state, event)
+                self._publish(key.encode(), event)
+            if events:
+                self.table[key] = state
+            self._track(key, state, heard_at=None)
+
+    def owned_partitions(self) -> set[int]:
+        topic = self.commands.get_topic_name()
+        return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == topic}
+
+    def agents_owned(self) -> int:
+        return len(self._deadlines)
+
+    def _track(self, key: str, state: AgentState, heard_at: datetime | None) -> None:
+        """Move an agent's silence deadline to the latest sign of life we know of."""
+        agent = state.agent
+        if agent is None or agent.status is AgentStatus.OFFLINE:
+            self._deadlines.pop(key, None)
+            return
+        ttl = timedelta(seconds=agent.ttl_seconds)
+        candidates = [agent.last_seen_at + ttl]
+        if heard_at is not None:
+            candidates.append(heard_at + ttl)
+        if key in self._deadlines:
+            candidates.append(self._deadlines[key])
+        self._deadlines[key] = max(candidates)
+
+    async def _on_recovered(self) -> None:
+        """Rebuild the liveness deadlines from the recovered table (a fresh TTL for all)."""
+        now = datetime.now(UTC)
+        owned = self.owned_partitions()
+        n = self.settings.partitions
+        self._deadlines.clear()
+        for key, state in self.table.items():
+            if partition_for(key.encode(), n) in owned and state.agent is not None:
+                self._track(key, state, heard_at=now)
+        logger.info("registry recovered: %d live agents on partitions %s", len(self._deadlines), sorted(owned))
+
+    def _publish(self, key: bytes | None, event: AgentEvent) -> None:
+        self.events.send_soon(key=key, value=AGENT_EVENT.dump_json(event, exclude_none=True))
+
+
+def rejected(events: Sequence[AgentEvent]) -> bool:
+    return any(isinstance(e, CommandRejected) for e in events)
+
+
+def _undecodable(raw_key: bytes | None, exc: ValidationError, now: datetime) -> CommandRejected:
+    entity = raw_key.decode(errors="replace") if raw_key else None
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}" for err in exc.errors()[:5]
+    )
+    return rejection(None, None, None, entity, now, "invalid", f"undecodable command: {problems}")
