@@ -94,6 +94,9 @@ class EmbeddedBroker:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                # Its own session: a terminal's Ctrl-C must not stop the broker before the
+                # worker and gateway that use it have shut down; stop() ends it last.
+                start_new_session=True,
                 preexec_fn=_die_with_parent if os.name == "posix" else None,  # noqa: PLW1509
             )
         finally:

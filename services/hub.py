@@ -69,9 +69,16 @@ class Hub:
             auto_offset_reset="earliest",
             fetch_max_wait_ms=self.settings.fetch_max_wait_ms,
         )
-        await self._producer.start()
-        await self._consumer.start()
-        partitions = await self._partitions([self.topics.agent_events, self.topics.system])
+        try:
+            await self._producer.start()
+            await self._consumer.start()
+            partitions = await self._partitions([self.topics.agent_events, self.topics.system])
+        except (KafkaError, OSError) as exc:
+            await self.stop()
+            raise HubUnavailable(f"cannot reach Kafka at {self.settings.bootstrap_servers}: {exc!r}") from exc
+        except HubUnavailable:
+            await self.stop()
+            raise
         self._consumer.assign(partitions)
         await self._consumer.seek_to_beginning(*partitions)
         starts = await self._consumer.beginning_offsets(partitions)
@@ -92,19 +99,27 @@ class Hub:
                 await self._reader
         for future in self._pending.values():
             future.cancel()
-        if self._consumer is not None:
-            await self._consumer.stop()
-        if self._producer is not None:
-            await self._producer.stop()
+        for client in (self._consumer, self._producer):
+            if client is None:
+                continue
+            # A client whose broker is already gone may fail while closing; it is closed anyway.
+            try:
+                await client.stop()
+            except (KafkaError, OSError, asyncio.CancelledError) as exc:
+                logger.debug("closing a Kafka client: %r", exc)
 
-    async def _partitions(self, topics: Iterable[str]) -> list[TopicPartition]:
-        assert self._consumer is not None
-        await self._consumer.topics()  # refreshes the cluster metadata
+    async def _partitions(self, topics: Iterable[str], wait: float = 15.0) -> list[TopicPartition]:
+        """The partitions of ``topics``; a just-created topic may take a moment to appear."""
+        assert self._producer is not None
         found: list[TopicPartition] = []
         for topic in topics:
-            parts = self._consumer.partitions_for_topic(topic)
-            if not parts:
-                raise HubUnavailable(f"topic {topic} does not exist; run `kolony up` or `kolony topics create`")
+            try:
+                # The producer's lookup waits for (and refreshes) the topic's metadata.
+                parts = await asyncio.wait_for(self._producer.partitions_for(topic), wait)
+            except (KafkaError, TimeoutError):
+                raise HubUnavailable(
+                    f"topic {topic} does not exist; run `kolony up` or `kolony topics create`"
+                ) from None
             found.extend(TopicPartition(topic, p) for p in sorted(parts))
         return found
 

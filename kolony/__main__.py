@@ -1,0 +1,3 @@
+from kolony.cli import main
+
+main()

@@ -1,0 +1,147 @@
+"""Shared fixtures: one embedded broker and one real Kafka per session; a topic prefix per test."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from kolony.broker import EmbeddedBroker
+from kolony.kafka import ensure_topics
+from kolony.settings import Settings
+from services.gateway.app import create_app
+from services.hub import Hub
+from tests.support.kafka_cluster import DockerKafka, KafkaCluster, docker_available
+from tests.support.processes import KolonyProcess
+
+BROKERS = ["embedded", "kafka"]
+
+
+@pytest.fixture(scope="session")
+def embedded_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    broker = EmbeddedBroker(0, log_path=tmp_path_factory.mktemp("tansu") / "broker.log")
+    yield broker.start()
+    broker.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_broker() -> Iterator[str]:
+    """Real Apache Kafka. Never skipped: if it cannot start, the tests using it fail."""
+    mode = os.environ.get("KOLONY_TEST_KAFKA", "auto")
+    cluster: KafkaCluster | DockerKafka
+    cluster = DockerKafka() if mode == "docker" or (mode == "auto" and docker_available()) else KafkaCluster(1)
+    yield cluster.start()
+    cluster.stop()
+
+
+@pytest.fixture(scope="session", params=BROKERS)
+def broker(request: pytest.FixtureRequest) -> tuple[str, str]:
+    """(kind, bootstrap servers) for each broker the end-to-end tests run on."""
+    kind: str = request.param
+    return kind, request.getfixturevalue(f"{kind}_broker")
+
+
+@pytest.fixture
+def make_settings(broker: tuple[str, str], tmp_path: Path) -> Callable[..., Settings]:
+    """Settings on this test's own topics (a fresh prefix) on the current broker."""
+    kind, bootstrap = broker
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "bootstrap_servers": bootstrap,
+            "topic_prefix": prefix,
+            "partitions": 4,
+            "data_dir": tmp_path / "data",
+            "fetch_max_wait_ms": 5 if kind == "embedded" else 100,
+            "agent_ttl": 60,
+            "liveness_interval": 0.2,
+            "beacon_interval": 0.5,
+            "session_timeout": 6,
+        }
+        values.update(overrides)
+        return Settings(**values)
+
+    return make
+
+
+@pytest.fixture
+async def start_worker(tmp_path: Path) -> AsyncIterator[Callable[[Settings], KolonyProcess]]:
+    started: list[KolonyProcess] = []
+
+    def start(settings: Settings) -> KolonyProcess:
+        log = tmp_path / f"worker-{len(started)}.log"
+        process = KolonyProcess(["worker", "--log-level", "info"], settings, log).start()
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.process is not None and process.process.poll() is None:
+            process.terminate()
+
+
+class Stack:
+    """A gateway in this process (ASGI) over a hub, and the worker processes behind it."""
+
+    def __init__(self, settings: Settings, hub: Hub, client: httpx.AsyncClient) -> None:
+        self.settings = settings
+        self.hub = hub
+        self.client = client
+
+
+@pytest.fixture
+async def stack(
+    make_settings: Callable[..., Settings],
+    start_worker: Callable[[Settings], KolonyProcess],
+) -> AsyncIterator[Callable[..., Awaitable[Stack]]]:
+    hubs: list[Hub] = []
+    clients: list[httpx.AsyncClient] = []
+
+    async def make(workers: int = 1, **overrides: Any) -> Stack:
+        settings = make_settings(**overrides)
+        await ensure_topics(settings)
+        for _ in range(workers):
+            start_worker(settings)
+        hub = Hub(settings)
+        await hub.start()
+        hubs.append(hub)
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(settings, hub)), base_url="http://kolony")
+        clients.append(client)
+        if workers:
+            await wait_for(lambda: _all_partitions_owned(hub, settings), timeout=90, what="workers to own every partition")
+        return Stack(settings, hub, client)
+
+    yield make
+    for client in clients:
+        await client.aclose()
+    for hub in hubs:
+        await hub.stop()
+
+
+def _all_partitions_owned(hub: Hub, settings: Settings) -> bool:
+    owned = {p for w in hub.live_workers() for p in w.active_partitions}
+    return owned == set(range(settings.partitions))
+
+
+async def wait_for(
+    condition: Callable[[], Any], *, timeout: float, what: str, interval: float = 0.05
+) -> Any:
+    """Poll ``condition`` (sync or async) until truthy; fail with ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
+        await asyncio.sleep(interval)
