@@ -47,13 +47,17 @@ async def tail(
             first = starts[tp] if lines is None else max(starts[tp], ends[tp] - lines)
             consumer.seek(tp, first)
         backlog: list[tuple[float, bytes]] = []
-        remaining = {tp for tp in partitions if ends[tp] > starts[tp]}
-        while remaining:
-            batches = await consumer.getmany(timeout_ms=1_000)
+        positions = {tp: starts[tp] for tp in partitions}
+        # End offsets are a lower bound (the embedded broker under-reports them):
+        # the backlog is read once they are reached and a poll comes back empty.
+        while True:
+            batches = await consumer.getmany(timeout_ms=300)
             for tp, records in batches.items():
-                backlog.extend((r.timestamp, r.value) for r in records if r.offset < ends[tp])
-                if records and records[-1].offset + 1 >= ends[tp]:
-                    remaining.discard(tp)
+                backlog.extend((r.timestamp, r.value) for r in records)
+                if records:
+                    positions[tp] = records[-1].offset + 1
+            if not batches and all(positions[tp] >= ends[tp] for tp in partitions):
+                break
         for _, value in sorted(backlog, key=lambda item: item[0]):
             _print(value, type_prefix, as_json, echo)
         while follow:

@@ -82,6 +82,7 @@ async def start_worker(tmp_path: Path) -> AsyncIterator[Callable[[Settings], Kol
         started.append(process)
         return process
 
+    start.started = started  # type: ignore[attr-defined]
     yield start
     for process in started:
         if process.process is not None and process.process.poll() is None:

@@ -1,0 +1,143 @@
+"""Nothing is lost when the worker dies, and the tables are exactly the fold of the event log."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from core import registry
+from core.ids import agent_id_for
+from kolony.kafka import client_options
+from kolony.settings import Settings
+from schemas.a2a import AgentCard
+from schemas.registry import AGENT_EVENT, AGENT_STATE, AgentState, RegisterAgent
+from schemas.topics import AGENTS_TABLE
+from tests.conftest import _all_partitions_owned, wait_for
+from tests.e2e.test_registry import card
+
+pytestmark = pytest.mark.kafka
+
+
+async def read_topic(settings: Settings, topic: str) -> list[Any]:
+    """Every record of ``topic``: read until the end offsets and then one empty poll
+    (the embedded broker under-reports end offsets, so they are only a lower bound)."""
+    consumer = AIOKafkaConsumer(**client_options(settings), enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(settings.partitions)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        records: list[Any] = []
+        positions = {tp: 0 for tp in partitions}
+        while True:
+            batches = await consumer.getmany(timeout_ms=300)
+            for tp, batch in batches.items():
+                records.extend(batch)
+                if batch:
+                    positions[tp] = batch[-1].offset + 1
+            if not batches and all(positions[tp] >= ends[tp] for tp in partitions):
+                return records
+    finally:
+        await consumer.stop()
+
+
+async def rebuilt_from_events(settings: Settings) -> dict[str, AgentState]:
+    states: dict[str, AgentState] = {}
+    records = await read_topic(settings, settings.topics.agent_events)
+    for record in sorted(records, key=lambda r: (r.partition, r.offset)):
+        event = AGENT_EVENT.validate_json(record.value)
+        key = record.key.decode()
+        if event.type != "command.rejected":
+            states[key] = registry.evolve(states.get(key, registry.initial_state()), event)
+    return states
+
+
+async def table_from_changelog(settings: Settings) -> dict[str, AgentState]:
+    table: dict[str, AgentState] = {}
+    for record in await read_topic(settings, settings.topics.changelog(AGENTS_TABLE)):
+        table[record.key.decode()] = AGENT_STATE.validate_json(record.value)
+    return table
+
+
+async def test_rebuilding_from_the_event_log_gives_the_table(stack: Any) -> None:
+    hub = await stack(agent_ttl=1.5)
+    client = hub.client
+    ids = [(await client.post("/agents", json=card(f"agent-{i}"))).json()["agent_id"] for i in range(6)]
+    # Agent 4 lives longer (its own TTL) and keeps heartbeating.
+    await client.post("/agents", params={"ttl": 60}, json=card("agent-4"))
+    await client.post("/agents", json=card("agent-0", description="renewed"))
+    await client.put(f"/agents/{ids[1]}/status", json={"status": "busy"})
+    await client.put(f"/agents/{ids[2]}/status", json={"status": "error"})
+    await client.delete(f"/agents/{ids[3]}")
+    await client.delete(f"/agents/{ids[3]}")  # rejected: changes nothing
+    for _ in range(10):
+        await client.post(f"/agents/{ids[4]}/heartbeat")
+        await asyncio.sleep(0.25)
+    # Agents 0, 1, 2 and 5 fall silent and expire, whatever status they reported.
+    await wait_for(
+        lambda: sum(1 for e in hub.hub.feed.recent(1000) if e.type == "agent.expired") >= 4,
+        timeout=15, what="expiries",
+    )
+
+    async def same() -> bool:
+        return await rebuilt_from_events(hub.settings) == await table_from_changelog(hub.settings)
+
+    await wait_for(same, timeout=20, what="changelog to equal the fold of the event log", interval=0.5)
+    table = await table_from_changelog(hub.settings)
+    assert table[ids[3]].agent is None
+    assert table[ids[4]].agent is not None and table[ids[4]].agent.status == "online"
+    assert table[ids[0]].agent is not None and table[ids[0]].agent.card.description == "renewed"
+    # The gateway's read model is the same fold.
+
+    async def view_matches() -> bool:
+        table = await table_from_changelog(hub.settings)
+        return {k: s.agent for k, s in table.items()} == {k: hub.hub.directory.get(k) for k in table}
+
+    await wait_for(view_matches, timeout=10, what="the gateway's read model to equal the table", interval=0.5)
+
+
+async def test_a_killed_worker_loses_nothing(stack: Any, start_worker: Any) -> None:
+    hub = await stack(agent_ttl=4)
+    client = hub.client
+    first = (await client.post("/agents", json=card("survivor"))).json()
+    mortal = (await client.post("/agents", json=card("mortal"))).json()
+    # Kill the worker without any chance to shut down.
+    for process in _workers(start_worker):
+        process.kill()
+
+    # A registration published while no worker runs waits in the log.
+    late_card = AgentCard(name="late", version="1")
+    late = RegisterAgent(
+        command_id=str(uuid.uuid4()), issued_at=datetime.now(UTC),
+        agent_id=agent_id_for("late", "1"), card=late_card,
+    )
+    await hub.hub.publish(hub.settings.topics.agent_commands, late.agent_id, late)
+
+    start_worker(hub.settings)
+    await wait_for(lambda: _all_partitions_owned(hub.hub, hub.settings) and hub.hub.directory.get(late.agent_id),
+                   timeout=90, what="a new worker to take over and decide the waiting command")
+
+    # State came back from the changelog: this is a renewal, not a first registration.
+    renewed = await client.post("/agents", json=card("survivor"))
+    assert renewed.status_code == 200 and renewed.json()["agent_id"] == first["agent_id"]
+    assert renewed.json()["registered_at"] == first["registered_at"]
+    last = [e for e in hub.hub.feed.recent(1000) if getattr(e, "agent_id", None) == first["agent_id"]][-1]
+    assert last.type == "agent.renewed" and last.seq == 2
+
+    # Liveness came back too: the silent agent still expires.
+    await wait_for(lambda: _status(hub, mortal["agent_id"]) == "offline", timeout=4 + 8, what="mortal offline")
+
+
+def _status(hub: Any, agent_id: str) -> str | None:
+    agent = hub.hub.directory.get(agent_id)
+    return agent.status if agent else None
+
+
+def _workers(start_worker: Any) -> list[Any]:
+    return list(start_worker.started)
