@@ -85,6 +85,8 @@ class Hub:
         ends = await self._consumer.end_offsets(partitions)
         self._targets = {tp: end for tp, end in ends.items() if end > starts[tp]}
         self._broker_ok_at = time.monotonic()
+        if not self._targets:
+            self._caught_up.set()
         self._reader = asyncio.create_task(self._read(), name="kolony-hub-reader")
         try:
             await asyncio.wait_for(self._caught_up.wait(), catch_up_timeout)
@@ -98,14 +100,17 @@ class Hub:
                 await self._reader
         for future in self._pending.values():
             future.cancel()
-        for client in (self._consumer, self._producer):
-            if client is None:
-                continue
-            # A client whose broker is already gone may fail while closing; it is closed anyway.
-            try:
-                await client.stop()
-            except (KafkaError, OSError, asyncio.CancelledError) as exc:
-                logger.debug("closing a Kafka client: %r", exc)
+        clients = [c for c in (self._consumer, self._producer) if c is not None]
+        results = await asyncio.gather(*(self._close(c) for c in clients), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                logger.debug("closing a Kafka client: %r", result)
+
+    @staticmethod
+    async def _close(client: AIOKafkaConsumer | AIOKafkaProducer) -> None:
+        # A client whose broker is gone may retry for a long time; it is closed anyway.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(client.stop(), 2)
 
     async def _partitions(self, topics: Iterable[str], wait: float = 15.0) -> list[TopicPartition]:
         """The partitions of ``topics``; a just-created topic may take a moment to appear."""
