@@ -26,7 +26,6 @@ from schemas.registry import (
     RegisteredAgent,
 )
 
-
 # How many applied command ids an agent's state remembers to drop redeliveries.
 REMEMBERED_COMMANDS = 32
 
@@ -130,9 +129,7 @@ def is_expired(agent: RegisteredAgent, last_seen_at: datetime, now: datetime) ->
     )
 
 
-def status_after_heartbeat(
-    agent: RegisteredAgent, reported: AgentStatus | None
-) -> AgentStatus:
+def status_after_heartbeat(agent: RegisteredAgent, reported: AgentStatus | None) -> AgentStatus:
     """A heartbeat sets the reported status, and brings an offline agent back online."""
     if reported is not None:
         return reported
@@ -147,7 +144,9 @@ def _register(
     )
     common = _envelope(command.command_id, command.correlation_id, state, now)
     if state.agent is None:
-        return [AgentRegistered(**common, agent_id=command.agent_id, card=command.card, ttl_seconds=ttl)]
+        return [
+            AgentRegistered(**common, agent_id=command.agent_id, card=command.card, ttl_seconds=ttl)
+        ]
     return [AgentRenewed(**common, agent_id=command.agent_id, card=command.card, ttl_seconds=ttl)]
 
 
@@ -210,7 +209,13 @@ def _reject(
     command: AgentCommand, state: AgentState, now: datetime, code: RejectionCode, reason: str
 ) -> CommandRejected:
     return rejection(
-        command.command_id, command.correlation_id, command.type, command.agent_id, now, code, reason,
+        command.command_id,
+        command.correlation_id,
+        command.type,
+        command.agent_id,
+        now,
+        code,
+        reason,
         seq=state.seq,
     )
 

@@ -57,7 +57,9 @@ def broker_binary() -> str:
 class EmbeddedBroker:
     """A memory-only Kafka-compatible broker on loopback; all data is gone when it stops."""
 
-    def __init__(self, port: int = 9092, log_path: Path | None = None, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, port: int = 9092, log_path: Path | None = None, host: str = "127.0.0.1"
+    ) -> None:
         self.host = host
         self.requested_port = port
         self.port = port
@@ -85,13 +87,14 @@ class EmbeddedBroker:
             "--cluster-id",
             "kolony-embedded",
         ]
+        log = None
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+            log = open(self.log_path, "ab")  # noqa: SIM115 - closed below, the child keeps it
         try:
             self._process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
                 args,
-                stdout=log,
+                stdout=log or subprocess.DEVNULL,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 # Its own session: a terminal's Ctrl-C must not stop the broker before the
@@ -100,7 +103,7 @@ class EmbeddedBroker:
                 preexec_fn=_die_with_parent if os.name == "posix" else None,  # noqa: PLW1509
             )
         finally:
-            if log is not subprocess.DEVNULL:
+            if log is not None:
                 log.close()
         self._wait_until_listening(timeout)
         logger.info("embedded broker listening on %s", self.bootstrap_servers)
@@ -108,18 +111,25 @@ class EmbeddedBroker:
 
     def _wait_until_listening(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        assert self._process is not None
+        process = self._process
+        if process is None:
+            raise EmbeddedBrokerError("the embedded broker was not started")
         while time.monotonic() < deadline:
-            if self._process.poll() is not None:
+            if process.poll() is not None:
                 raise EmbeddedBrokerError(
-                    f"the embedded broker exited with code {self._process.returncode}"
+                    f"the embedded broker exited with code {process.returncode}"
                     + (f"; see {self.log_path}" if self.log_path else "")
                 )
-            with contextlib.suppress(OSError), socket.create_connection((self.host, self.port), 0.2):
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection((self.host, self.port), 0.2),
+            ):
                 return
             time.sleep(0.05)
         self.stop()
-        raise EmbeddedBrokerError(f"the embedded broker did not listen on {self.bootstrap_servers} in {timeout:g} s")
+        raise EmbeddedBrokerError(
+            f"the embedded broker did not listen on {self.bootstrap_servers} in {timeout:g} s"
+        )
 
     def stop(self, timeout: float = 10.0) -> None:
         process, self._process = self._process, None
@@ -141,6 +151,9 @@ class EmbeddedBroker:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.stop()

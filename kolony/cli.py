@@ -25,12 +25,16 @@ def _settings(**overrides: Any) -> Settings:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise click.ClickException(f"bad setting {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+        raise click.ClickException(
+            f"bad setting {'.'.join(map(str, first['loc']))}: {first['msg']}"
+        ) from None
 
 
 def _logging(level: str) -> None:
     logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
     )
     if level.upper() != "DEBUG":
         for noisy in ("faust", "mode", "aiokafka"):
@@ -51,7 +55,10 @@ def _run(main: Callable[[], Any]) -> None:
 
 
 log_level = click.option(
-    "--log-level", envvar="KOLONY_LOG_LEVEL", default="info", show_default=True,
+    "--log-level",
+    envvar="KOLONY_LOG_LEVEL",
+    default="info",
+    show_default=True,
     type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
 )
 
@@ -65,8 +72,12 @@ def main() -> None:
 @main.command()
 @click.option("--host", envvar="KOLONY_HOST", default=None, help="gateway host [127.0.0.1]")
 @click.option("--port", envvar="KOLONY_PORT", type=int, default=None, help="gateway port [8000]")
-@click.option("--bootstrap-servers", envvar="KOLONY_BOOTSTRAP_SERVERS", default=None,
-              help="Kafka to use; unset runs the embedded broker")
+@click.option(
+    "--bootstrap-servers",
+    envvar="KOLONY_BOOTSTRAP_SERVERS",
+    default=None,
+    help="Kafka to use; unset runs the embedded broker",
+)
 @log_level
 def up(host: str | None, port: int | None, bootstrap_servers: str | None, log_level: str) -> None:
     """Start the hub: broker (embedded unless configured), stream worker and gateway."""
@@ -97,7 +108,7 @@ def up(host: str | None, port: int | None, bootstrap_servers: str | None, log_le
             f"  kafka    {s.bootstrap_servers}   ({kind})\n"
             f"  topics   {s.topics.agent_commands}, {s.topics.agent_events}\n"
             f"Try:  curl -s -X POST {url}/agents -H 'content-type: application/json' "
-            "-d '{\"name\":\"echo\",\"version\":\"1.0.0\"}'\n"
+            '-d \'{"name":"echo","version":"1.0.0"}\'\n'
             "Press Ctrl-C to stop.\n"
         )
 
@@ -155,7 +166,11 @@ def agents() -> None:
 
 
 gateway_url = click.option(
-    "--url", envvar="KOLONY_URL", default="http://127.0.0.1:8000", show_default=True, help="gateway URL"
+    "--url",
+    envvar="KOLONY_URL",
+    default="http://127.0.0.1:8000",
+    show_default=True,
+    help="gateway URL",
 )
 as_json = click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 
@@ -166,7 +181,11 @@ def _get(url: str, path: str, params: dict[str, Any] | None = None) -> Any:
     except httpx.HTTPError as exc:
         raise click.ClickException(f"cannot reach the gateway at {url}: {exc}") from None
     if response.status_code >= 400:
-        detail = response.json().get("detail", response.text) if response.content else response.reason_phrase
+        detail = (
+            response.json().get("detail", response.text)
+            if response.content
+            else response.reason_phrase
+        )
         raise click.ClickException(f"{response.status_code}: {detail}")
     return response.json()
 
@@ -177,7 +196,9 @@ def _get(url: str, path: str, params: dict[str, Any] | None = None) -> Any:
 @click.option("--capability", help="skill id, name or tag")
 @click.option("--status", type=click.Choice(["online", "busy", "error", "offline"]))
 @click.option("--q", "text", help="text in name, description or skills")
-def agents_list(url: str, as_json: bool, capability: str | None, status: str | None, text: str | None) -> None:
+def agents_list(
+    url: str, as_json: bool, capability: str | None, status: str | None, text: str | None
+) -> None:
     """List agents."""
     params = {k: v for k, v in {"capability": capability, "status": status, "q": text}.items() if v}
     body = _get(url, "/agents", params)
@@ -192,8 +213,11 @@ def agents_list(url: str, as_json: bool, capability: str | None, status: str | N
     for agent in rows:
         skills = ", ".join(s["id"] for s in agent["card"].get("skills", []))
         seen = agent["last_seen_at"][:19].replace("T", " ")
-        click.echo(f"{agent['agent_id']:36}  {agent['status']:8}  {seen:20}  "
-                   f"{agent['card']['name']} {agent['card']['version']}" + (f"  [{skills}]" if skills else ""))
+        click.echo(
+            f"{agent['agent_id']:36}  {agent['status']:8}  {seen:20}  "
+            f"{agent['card']['name']} {agent['card']['version']}"
+            + (f"  [{skills}]" if skills else "")
+        )
     click.echo(f"{body['total']} agent(s)")
 
 
@@ -211,18 +235,30 @@ def events() -> None:
 
 
 @events.command("tail")
-@click.option("-n", "--lines", default=20, show_default=True, help="events to show from each partition's end")
+@click.option(
+    "-n", "--lines", default=20, show_default=True, help="events to show from each partition's end"
+)
 @click.option("--follow", "-f", is_flag=True, help="keep printing new events")
 @click.option("--from-beginning", is_flag=True, help="the whole log")
 @click.option("--type", "type_prefix", help="only events whose type starts with this")
 @as_json
-def events_tail(lines: int, follow: bool, from_beginning: bool, type_prefix: str | None, as_json: bool) -> None:
+def events_tail(
+    lines: int, follow: bool, from_beginning: bool, type_prefix: str | None, as_json: bool
+) -> None:
     """Print the last events of the agents' event log."""
     from kolony.tail import tail
 
     settings = _settings()
-    _run(lambda: tail(settings, lines=None if from_beginning else lines, follow=follow,
-                      type_prefix=type_prefix, as_json=as_json, echo=click.echo))
+    _run(
+        lambda: tail(
+            settings,
+            lines=None if from_beginning else lines,
+            follow=follow,
+            type_prefix=type_prefix,
+            as_json=as_json,
+            echo=click.echo,
+        )
+    )
 
 
 @main.group()
@@ -231,7 +267,9 @@ def schemas() -> None:
 
 
 @schemas.command("export")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("docs/schemas"), show_default=True)
+@click.option(
+    "--out", type=click.Path(path_type=Path), default=Path("docs/schemas"), show_default=True
+)
 def schemas_export(out: Path) -> None:
     """Write a JSON Schema file per command, event and record type."""
     from schemas.export import export

@@ -25,7 +25,7 @@ class BrokerUnavailable(RuntimeError):
     """The configured Kafka cluster cannot be reached or refused a request."""
 
 
-class MskIamTokenProvider(AbstractTokenProvider):
+class MskIamTokenProvider(AbstractTokenProvider):  # type: ignore[misc]  # aiokafka is untyped
     """OAUTHBEARER tokens for AWS MSK IAM auth, signed with the ambient AWS credentials."""
 
     def __init__(self, region: str) -> None:
@@ -48,7 +48,8 @@ def require_bootstrap(settings: Settings) -> str:
 def ssl_context(settings: Settings) -> ssl.SSLContext | None:
     if settings.security_protocol not in ("SSL", "SASL_SSL"):
         return None
-    context = create_ssl_context(cafile=str(settings.ssl_cafile) if settings.ssl_cafile else None)
+    cafile = str(settings.ssl_cafile) if settings.ssl_cafile else None
+    context: ssl.SSLContext = create_ssl_context(cafile=cafile)
     context.check_hostname = settings.ssl_check_hostname
     return context
 
@@ -132,11 +133,13 @@ def desired_topics(settings: Settings) -> list[NewTopic]:
     ]
 
 
-async def ensure_topics(settings: Settings, timeout: float = 30.0) -> None:
+async def ensure_topics(settings: Settings, request_timeout: float = 30.0) -> None:
     """Create missing topics; fail clearly when an existing one has the wrong partition count."""
-    admin = AIOKafkaAdminClient(**client_options(settings), request_timeout_ms=int(timeout * 1000))
+    admin = AIOKafkaAdminClient(
+        **client_options(settings), request_timeout_ms=int(request_timeout * 1000)
+    )
     try:
-        await asyncio.wait_for(admin.start(), timeout)
+        await asyncio.wait_for(admin.start(), request_timeout)
         wanted = desired_topics(settings)
         existing = set(await admin.list_topics())
         missing = [t for t in wanted if t.name not in existing]
@@ -155,12 +158,25 @@ async def ensure_topics(settings: Settings, timeout: float = 30.0) -> None:
         await admin.close()
 
 
-async def _check_partitions(admin: AIOKafkaAdminClient, wanted: list[NewTopic]) -> None:
-    described = await admin.describe_topics([t.name for t in wanted])
-    counts = {d["topic"]: len(d["partitions"]) for d in described}
+async def _check_partitions(
+    admin: AIOKafkaAdminClient, wanted: list[NewTopic], wait: float = 15.0
+) -> None:
+    """Fail when a topic exists with another partition count; a just-created topic may
+    briefly describe as having none, so wait until every topic shows its partitions."""
+    deadline = asyncio.get_running_loop().time() + wait
+    while True:
+        described = await admin.describe_topics([t.name for t in wanted])
+        counts = {d["topic"]: len(d["partitions"]) for d in described if not d["error_code"]}
+        if all(counts.get(t.name) for t in wanted) or asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.2)
     for topic in wanted:
         have = counts.get(topic.name)
-        if have is not None and have != topic.num_partitions:
+        if not have:
+            raise BrokerUnavailable(
+                f"topic {topic.name} was created but does not show its partitions"
+            )
+        if have != topic.num_partitions:
             raise BrokerUnavailable(
                 f"topic {topic.name} has {have} partitions but Kolony is configured for "
                 f"{topic.num_partitions} (KOLONY_PARTITIONS); command, event and changelog "

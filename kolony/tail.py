@@ -17,12 +17,13 @@ def describe(event: AgentEvent) -> str:
     subject = getattr(event, "agent_id", None) or getattr(event, "entity_id", None) or "-"
     detail = ""
     if event.type == "command.rejected":
-        detail = f"{event.code}: {event.reason}"  # type: ignore[union-attr]
+        detail = f"{event.code}: {event.reason}"
     elif event.type == "agent.status_changed":
-        detail = f"{event.previous} -> {event.status}"  # type: ignore[union-attr]
+        detail = f"{event.previous} -> {event.status}"
     elif event.type in ("agent.registered", "agent.renewed"):
-        detail = f"{event.card.name} {event.card.version}"  # type: ignore[union-attr]
-    return f"{event.occurred_at.isoformat(timespec='milliseconds')}  {event.type:26} {subject}  {detail}".rstrip()
+        detail = f"{event.card.name} {event.card.version}"
+    at = event.occurred_at.isoformat(timespec="milliseconds")
+    return f"{at}  {event.type:26} {subject}  {detail}".rstrip()
 
 
 async def tail(
@@ -39,7 +40,9 @@ async def tail(
     try:
         await consumer.topics()
         topic = settings.topics.agent_events
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        partitions = [
+            TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])
+        ]
         consumer.assign(partitions)
         starts = await consumer.beginning_offsets(partitions)
         ends = await consumer.end_offsets(partitions)
@@ -71,7 +74,9 @@ async def tail(
         await consumer.stop()
 
 
-def _print(value: bytes, type_prefix: str | None, as_json: bool, echo: Callable[[str], None]) -> None:
+def _print(
+    value: bytes, type_prefix: str | None, as_json: bool, echo: Callable[[str], None]
+) -> None:
     try:
         event = AGENT_EVENT.validate_json(value)
     except ValidationError:

@@ -1,4 +1,4 @@
-"""Generate the protocol's JSON Schemas: ``python -m schemas.export [DIR]`` or ``kolony schemas export``."""
+"""Generate the JSON Schemas of the protocol: ``kolony schemas export``."""
 
 from __future__ import annotations
 
@@ -27,7 +27,11 @@ SCHEMAS: dict[str, TypeAdapter[Any]] = {
 
 def render(name: str) -> str:
     schema = SCHEMAS[name].json_schema(mode="serialization")
-    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": f"kolony:{name}", **schema}
+    schema = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": f"kolony:{name}",
+        **schema,
+    }
     return json.dumps(schema, indent=2, sort_keys=True) + "\n"
 
 

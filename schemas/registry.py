@@ -14,7 +14,7 @@ TtlSeconds = Annotated[float, Field(gt=0, le=86_400)]
 
 
 class AgentStatus(StrEnum):
-    """``online`` / ``offline`` are decided by the hub; ``busy`` / ``error`` are reported by the agent."""
+    """``online``/``offline`` are decided by the hub; ``busy``/``error`` reported by the agent."""
 
     ONLINE = "online"
     BUSY = "busy"

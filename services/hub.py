@@ -75,7 +75,9 @@ class Hub:
             partitions = await self._partitions([self.topics.agent_events, self.topics.system])
         except (KafkaError, OSError) as exc:
             await self.stop()
-            raise HubUnavailable(f"cannot reach Kafka at {self.settings.bootstrap_servers}: {exc!r}") from exc
+            raise HubUnavailable(
+                f"cannot reach Kafka at {self.settings.bootstrap_servers}: {exc!r}"
+            ) from exc
         except HubUnavailable:
             await self.stop()
             raise
@@ -91,7 +93,9 @@ class Hub:
         try:
             await asyncio.wait_for(self._caught_up.wait(), catch_up_timeout)
         except TimeoutError:
-            logger.warning("event log not folded within %.0f s; serving as it catches up", catch_up_timeout)
+            logger.warning(
+                "event log not folded within %.0f s; serving as it catches up", catch_up_timeout
+            )
 
     async def stop(self) -> None:
         if self._reader is not None:
@@ -114,12 +118,14 @@ class Hub:
 
     async def _partitions(self, topics: Iterable[str], wait: float = 15.0) -> list[TopicPartition]:
         """The partitions of ``topics``; a just-created topic may take a moment to appear."""
-        assert self._producer is not None
+        producer = self._producer
+        if producer is None:
+            raise HubUnavailable("the gateway is not connected to Kafka")
         found: list[TopicPartition] = []
         for topic in topics:
             try:
                 # The producer's lookup waits for (and refreshes) the topic's metadata.
-                parts = await asyncio.wait_for(self._producer.partitions_for(topic), wait)
+                parts = await asyncio.wait_for(producer.partitions_for(topic), wait)
             except (KafkaError, TimeoutError):
                 raise HubUnavailable(
                     f"topic {topic} does not exist; run `kolony up` or `kolony topics create`"
@@ -139,8 +145,9 @@ class Hub:
             try:
                 event = await asyncio.wait_for(future, self.settings.command_timeout)
             except TimeoutError:
+                waited = self.settings.command_timeout
                 raise HubUnavailable(
-                    f"no stream worker decided the command within {self.settings.command_timeout:g} s; "
+                    f"no stream worker decided the command within {waited:g} s; "
                     "is `kolony worker` running?"
                 ) from None
         finally:
@@ -156,7 +163,9 @@ class Hub:
         try:
             await asyncio.wait_for(
                 self._producer.send_and_wait(
-                    topic, key=key.encode(), value=command.model_dump_json(exclude_none=True).encode()
+                    topic,
+                    key=key.encode(),
+                    value=command.model_dump_json(exclude_none=True).encode(),
                 ),
                 self.settings.command_timeout,
             )
@@ -167,11 +176,13 @@ class Hub:
     # the log
 
     async def _read(self) -> None:
-        assert self._consumer is not None
+        consumer = self._consumer
+        if consumer is None:
+            return
         max_records = 5_000
         while True:
             try:
-                batches = await self._consumer.getmany(timeout_ms=1_000, max_records=max_records)
+                batches = await consumer.getmany(timeout_ms=1_000, max_records=max_records)
             except KafkaError:
                 logger.exception("reading the event log failed; retrying")
                 await asyncio.sleep(1)
@@ -194,7 +205,9 @@ class Hub:
             try:
                 event = AGENT_EVENT.validate_json(record.value)
             except ValidationError:
-                logger.warning("skipping an undecodable event at %s@%s", record.partition, record.offset)
+                logger.warning(
+                    "skipping an undecodable event at %s@%s", record.partition, record.offset
+                )
                 continue
             self.directory.apply(event)
             self.feed.append(event)

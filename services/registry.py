@@ -6,8 +6,8 @@ import uuid
 from datetime import UTC, datetime
 
 from core.ids import agent_id_for
-from core.registry import status_after_heartbeat
 from core.queries import select_agents
+from core.registry import status_after_heartbeat
 from schemas.a2a import AgentCard
 from schemas.registry import (
     AgentStatus,
@@ -46,7 +46,10 @@ async def register_agent(
     """Register ``card``, or renew it: the same name and version always get the same id."""
     agent_id = agent_id_for(card.name, card.version)
     command = RegisterAgent(
-        **_envelope(correlation_id, issued_by), agent_id=agent_id, card=card, ttl_seconds=ttl_seconds
+        **_envelope(correlation_id, issued_by),
+        agent_id=agent_id,
+        card=card,
+        ttl_seconds=ttl_seconds,
     )
     await hub.execute(hub.topics.agent_commands, agent_id, command)
     return _require(hub, agent_id)

@@ -49,12 +49,18 @@ class KolonyWorker:
         self.system.send_soon(key=self.worker_id.encode(), value=WORKER_BEACON.dump_json(beacon))
 
 
-def build_faust_app(settings: Settings) -> faust.App:
+class KolonyApp(faust.App):
+    """A Faust app that carries the consumer fetch wait (see :mod:`streams.transport`)."""
+
+    fetch_max_wait_ms: int = 1500
+
+
+def build_faust_app(settings: Settings) -> KolonyApp:
     brokers = [f"kolony://{host.strip()}" for host in require_bootstrap(settings).split(",")]
     store = "memory://" if settings.store == "memory" else "rocksdb://"
     # Faust creates its data directory without parents.
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    app = faust.App(
+    app = KolonyApp(
         settings.topics.app_id,
         broker=brokers,
         broker_credentials=faust_credentials(settings),
@@ -74,5 +80,5 @@ def build_faust_app(settings: Settings) -> faust.App:
         web_enabled=False,
         autodiscover=False,
     )
-    app.kolony_fetch_max_wait_ms = settings.fetch_max_wait_ms
+    app.fetch_max_wait_ms = settings.fetch_max_wait_ms
     return app

@@ -10,7 +10,7 @@ from pydantic import TypeAdapter
 from schemas.registry import AGENT_EVENT, AGENT_STATE
 
 
-class PydanticCodec(codecs.Codec):  # type: ignore[misc]
+class PydanticCodec(codecs.Codec):
     """Serialises with a pydantic ``TypeAdapter``: the bytes are the protocol's JSON."""
 
     def __init__(self, adapter: TypeAdapter[Any], **kwargs: Any) -> None:

@@ -83,8 +83,7 @@ class RegistryProcessor:
             use_partitioner=True,
             changelog_topic=changelog,
         )
-        self.table.key_serializer = "raw"
-        self.table.value_serializer = AGENT_STATE_CODEC
+        _serialize_like_commands(self.table)
         self.table.on_recover(self._on_recovered)
         # agent id -> when it goes silent; only agents that are not offline.
         self._deadlines: dict[str, datetime] = {}
@@ -119,8 +118,13 @@ class RegistryProcessor:
                 self._publish(
                     key_bytes,
                     rejection(
-                        command.command_id, command.correlation_id, command.type, key, now,
-                        "invalid", reason,
+                        command.command_id,
+                        command.correlation_id,
+                        command.type,
+                        key,
+                        now,
+                        "invalid",
+                        reason,
                     ),
                 )
                 continue
@@ -199,10 +203,21 @@ class RegistryProcessor:
         for key, state in self.table.items():
             if partition_for(key.encode(), n) in owned and state.agent is not None:
                 self._track(key, state, heard_at=now)
-        logger.info("registry recovered: %d live agents on partitions %s", len(self._deadlines), sorted(owned))
+        logger.info(
+            "registry recovered: %d live agents on partitions %s",
+            len(self._deadlines),
+            sorted(owned),
+        )
 
     def _publish(self, key: bytes | None, event: AgentEvent) -> None:
         self.events.send_soon(key=key, value=AGENT_EVENT.dump_json(event, exclude_none=True))
+
+
+def _serialize_like_commands(table: Any) -> None:
+    """Faust derives a table's serializers from its types (JSON keys); Kolony's keys are
+    raw UTF-8 like the command keys, and values go through the pydantic codec."""
+    table.key_serializer = "raw"
+    table.value_serializer = AGENT_STATE_CODEC
 
 
 def rejected(events: Sequence[AgentEvent]) -> bool:
@@ -212,6 +227,7 @@ def rejected(events: Sequence[AgentEvent]) -> bool:
 def _undecodable(raw_key: bytes | None, exc: ValidationError, now: datetime) -> CommandRejected:
     entity = raw_key.decode(errors="replace") if raw_key else None
     problems = "; ".join(
-        f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}" for err in exc.errors()[:5]
+        f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}"
+        for err in exc.errors()[:5]
     )
     return rejection(None, None, None, entity, now, "invalid", f"undecodable command: {problems}")

@@ -15,19 +15,19 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 DEFAULT_FETCH_MAX_WAIT_MS = 1500
 
 
-class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):  # type: ignore[misc]
+class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
-        wait = getattr(self.consumer.app, "kolony_fetch_max_wait_ms", DEFAULT_FETCH_MAX_WAIT_MS)
+        wait = getattr(self.consumer.app, "fetch_max_wait_ms", DEFAULT_FETCH_MAX_WAIT_MS)
         # aiokafka reads this when it builds its fetcher in start(), which comes later.
         consumer._fetch_max_wait_ms = wait
         return consumer
 
 
-class _Consumer(faust_aiokafka.Consumer):  # type: ignore[misc]
+class _Consumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> _ConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
 
-class Transport(faust_aiokafka.Transport):  # type: ignore[misc]
+class Transport(faust_aiokafka.Transport):
     Consumer = _Consumer

@@ -34,8 +34,12 @@ AGENT = agent_id_for("a", "1")
 CARD = AgentCard(name="a", version="1")
 
 
-def register(command_id: str = "c-reg", card: AgentCard = CARD, ttl: float | None = None) -> RegisterAgent:
-    return RegisterAgent(command_id=command_id, issued_at=T0, agent_id=AGENT, card=card, ttl_seconds=ttl)
+def register(
+    command_id: str = "c-reg", card: AgentCard = CARD, ttl: float | None = None
+) -> RegisterAgent:
+    return RegisterAgent(
+        command_id=command_id, issued_at=T0, agent_id=AGENT, card=card, ttl_seconds=ttl
+    )
 
 
 def heartbeat(command_id: str = "c-hb", status: AgentStatus | None = None) -> RecordHeartbeat:
@@ -119,7 +123,12 @@ def test_a_silent_agent_expires_only_after_its_ttl() -> None:
 
 def test_an_expired_agent_comes_back_with_its_next_heartbeat() -> None:
     state = given_events((register(ttl=10), T0))
-    state = fold(decide(ExpireAgent(agent_id=AGENT, last_seen_at=T0), state, T0 + timedelta(seconds=11), POLICY), state)
+    state = fold(
+        decide(
+            ExpireAgent(agent_id=AGENT, last_seen_at=T0), state, T0 + timedelta(seconds=11), POLICY
+        ),
+        state,
+    )
     events = decide(heartbeat("back"), state, T0 + timedelta(seconds=12), POLICY)
     assert [type(e) for e in events] == [AgentStatusChanged]
     assert fold(events, state).agent.status is AgentStatus.ONLINE  # type: ignore[union-attr]
@@ -138,7 +147,9 @@ def test_deregistration_forgets_the_agent_but_not_its_sequence() -> None:
 
 
 def test_event_ids_are_deterministic() -> None:
-    assert decide(register(), initial_state(), T0, POLICY) == decide(register(), initial_state(), T0, POLICY)
+    assert decide(register(), initial_state(), T0, POLICY) == decide(
+        register(), initial_state(), T0, POLICY
+    )
 
 
 # Properties over random command sequences.
@@ -149,12 +160,17 @@ commands = st.one_of(
     st.builds(lambda c, ttl: register(c, ttl=ttl), command_ids, st.sampled_from([None, 5.0, 30.0])),
     st.builds(heartbeat, command_ids, statuses),
     st.builds(deregister, command_ids),
-    st.builds(lambda s: ExpireAgent(agent_id=AGENT, last_seen_at=T0 + timedelta(seconds=s)), st.integers(0, 200)),
+    st.builds(
+        lambda s: ExpireAgent(agent_id=AGENT, last_seen_at=T0 + timedelta(seconds=s)),
+        st.integers(0, 200),
+    ),
 )
 steps = st.lists(st.tuples(commands, st.integers(min_value=0, max_value=40)), max_size=40)
 
 
-def run(sequence: list[tuple[AgentCommand | ExpireAgent, int]]) -> tuple[AgentState, list[AgentEvent]]:
+def run(
+    sequence: list[tuple[AgentCommand | ExpireAgent, int]],
+) -> tuple[AgentState, list[AgentEvent]]:
     state, log, now = initial_state(), [], T0
     for command, advance in sequence:
         now += timedelta(seconds=advance)
@@ -167,7 +183,9 @@ def run(sequence: list[tuple[AgentCommand | ExpireAgent, int]]) -> tuple[AgentSt
 
 @settings(max_examples=300, deadline=None)
 @given(steps)
-def test_replaying_the_emitted_events_reproduces_the_state(sequence: list[tuple[AgentCommand, int]]) -> None:
+def test_replaying_the_emitted_events_reproduces_the_state(
+    sequence: list[tuple[AgentCommand, int]],
+) -> None:
     state, log = run(sequence)
     assert fold(log) == state
 
@@ -186,14 +204,20 @@ def test_deciding_an_applied_command_again_changes_nothing(
     sequence: list[tuple[AgentCommand, int]], pick: int
 ) -> None:
     state, _ = run(sequence)
-    applied = [c for c, _ in sequence if not isinstance(c, ExpireAgent) and c.command_id in state.recent_command_ids]
+    applied = [
+        c
+        for c, _ in sequence
+        if not isinstance(c, ExpireAgent) and c.command_id in state.recent_command_ids
+    ]
     for command in applied:
         assert decide(command, state, T0 + timedelta(days=1), POLICY) == []
 
 
 @settings(max_examples=300, deadline=None)
 @given(steps)
-def test_every_rejection_has_a_reason_and_changes_nothing(sequence: list[tuple[AgentCommand, int]]) -> None:
+def test_every_rejection_has_a_reason_and_changes_nothing(
+    sequence: list[tuple[AgentCommand, int]],
+) -> None:
     state, log = run(sequence)
     for event in log:
         if isinstance(event, CommandRejected):
@@ -211,7 +235,9 @@ def test_sequence_numbers_increase_by_one(sequence: list[tuple[AgentCommand, int
 
 @settings(max_examples=300, deadline=None)
 @given(steps)
-def test_no_heartbeat_or_expiry_without_a_registration(sequence: list[tuple[AgentCommand, int]]) -> None:
+def test_no_heartbeat_or_expiry_without_a_registration(
+    sequence: list[tuple[AgentCommand, int]],
+) -> None:
     state, log = run(sequence)
     registered = False
     for event in log:

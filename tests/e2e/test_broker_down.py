@@ -19,8 +19,13 @@ pytestmark = pytest.mark.kafka
 
 async def test_gateway_answers_503_when_the_broker_dies(tmp_path: Path) -> None:
     broker = EmbeddedBroker(0, log_path=tmp_path / "broker.log")
-    settings = Settings(bootstrap_servers=broker.start(), topic_prefix="down", partitions=2,
-                        fetch_max_wait_ms=5, command_timeout=2)
+    settings = Settings(
+        bootstrap_servers=broker.start(),
+        topic_prefix="down",
+        partitions=2,
+        fetch_max_wait_ms=5,
+        command_timeout=2,
+    )
     try:
         await ensure_topics(settings)
         hub = Hub(settings)

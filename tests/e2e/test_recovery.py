@@ -34,7 +34,7 @@ async def read_topic(settings: Settings, topic: str) -> list[Any]:
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
         records: list[Any] = []
-        positions = {tp: 0 for tp in partitions}
+        positions = dict.fromkeys(partitions, 0)
         while True:
             batches = await consumer.getmany(timeout_ms=300)
             for tp, batch in batches.items():
@@ -68,7 +68,9 @@ async def table_from_changelog(settings: Settings) -> dict[str, AgentState]:
 async def test_rebuilding_from_the_event_log_gives_the_table(stack: Any) -> None:
     hub = await stack(agent_ttl=1.5)
     client = hub.client
-    ids = [(await client.post("/agents", json=card(f"agent-{i}"))).json()["agent_id"] for i in range(6)]
+    ids = [
+        (await client.post("/agents", json=card(f"agent-{i}"))).json()["agent_id"] for i in range(6)
+    ]
     # Agent 4 lives longer (its own TTL) and keeps heartbeating.
     await client.post("/agents", params={"ttl": 60}, json=card("agent-4"))
     await client.post("/agents", json=card("agent-0", description="renewed"))
@@ -82,13 +84,16 @@ async def test_rebuilding_from_the_event_log_gives_the_table(stack: Any) -> None
     # Agents 0, 1, 2 and 5 fall silent and expire, whatever status they reported.
     await wait_for(
         lambda: sum(1 for e in hub.hub.feed.recent(1000) if e.type == "agent.expired") >= 4,
-        timeout=15, what="expiries",
+        timeout=15,
+        what="expiries",
     )
 
     async def same() -> bool:
         return await rebuilt_from_events(hub.settings) == await table_from_changelog(hub.settings)
 
-    await wait_for(same, timeout=20, what="changelog to equal the fold of the event log", interval=0.5)
+    await wait_for(
+        same, timeout=20, what="changelog to equal the fold of the event log", interval=0.5
+    )
     table = await table_from_changelog(hub.settings)
     assert table[ids[3]].agent is None
     assert table[ids[4]].agent is not None and table[ids[4]].agent.status == "online"
@@ -97,9 +102,13 @@ async def test_rebuilding_from_the_event_log_gives_the_table(stack: Any) -> None
 
     async def view_matches() -> bool:
         table = await table_from_changelog(hub.settings)
-        return {k: s.agent for k, s in table.items()} == {k: hub.hub.directory.get(k) for k in table}
+        return {k: s.agent for k, s in table.items()} == {
+            k: hub.hub.directory.get(k) for k in table
+        }
 
-    await wait_for(view_matches, timeout=10, what="the gateway's read model to equal the table", interval=0.5)
+    await wait_for(
+        view_matches, timeout=10, what="the gateway's read model to equal the table", interval=0.5
+    )
 
 
 async def test_a_killed_worker_loses_nothing(stack: Any, start_worker: Any) -> None:
@@ -114,24 +123,35 @@ async def test_a_killed_worker_loses_nothing(stack: Any, start_worker: Any) -> N
     # A registration published while no worker runs waits in the log.
     late_card = AgentCard(name="late", version="1")
     late = RegisterAgent(
-        command_id=str(uuid.uuid4()), issued_at=datetime.now(UTC),
-        agent_id=agent_id_for("late", "1"), card=late_card,
+        command_id=str(uuid.uuid4()),
+        issued_at=datetime.now(UTC),
+        agent_id=agent_id_for("late", "1"),
+        card=late_card,
     )
     await hub.hub.publish(hub.settings.topics.agent_commands, late.agent_id, late)
 
     start_worker(hub.settings)
-    await wait_for(lambda: _all_partitions_owned(hub.hub, hub.settings) and hub.hub.directory.get(late.agent_id),
-                   timeout=90, what="a new worker to take over and decide the waiting command")
+    await wait_for(
+        lambda: (
+            _all_partitions_owned(hub.hub, hub.settings) and hub.hub.directory.get(late.agent_id)
+        ),
+        timeout=90,
+        what="a new worker to take over and decide the waiting command",
+    )
 
     # State came back from the changelog: this is a renewal, not a first registration.
     renewed = await client.post("/agents", json=card("survivor"))
     assert renewed.status_code == 200 and renewed.json()["agent_id"] == first["agent_id"]
     assert renewed.json()["registered_at"] == first["registered_at"]
-    last = [e for e in hub.hub.feed.recent(1000) if getattr(e, "agent_id", None) == first["agent_id"]][-1]
+    last = [
+        e for e in hub.hub.feed.recent(1000) if getattr(e, "agent_id", None) == first["agent_id"]
+    ][-1]
     assert last.type == "agent.renewed" and last.seq == 2
 
     # Liveness came back too: the silent agent still expires.
-    await wait_for(lambda: _status(hub, mortal["agent_id"]) == "offline", timeout=4 + 8, what="mortal offline")
+    await wait_for(
+        lambda: _status(hub, mortal["agent_id"]) == "offline", timeout=4 + 8, what="mortal offline"
+    )
 
 
 def _status(hub: Any, agent_id: str) -> str | None:

@@ -39,7 +39,12 @@ async def test_register_renew_list_filter_deregister(stack: Any) -> None:
     assert again.json()["card"]["description"] == "now shorter"
     assert again.json()["registered_at"] == agent["registered_at"]
 
-    other = (await client.post("/agents", json=card("coder", skills=[{"id": "code", "name": "Code", "tags": ["python"]}]))).json()
+    other = (
+        await client.post(
+            "/agents",
+            json=card("coder", skills=[{"id": "code", "name": "Code", "tags": ["python"]}]),
+        )
+    ).json()
     assert other["agent_id"] != agent["agent_id"]
     newer = (await client.post("/agents", json=card(version="2.0.0"))).json()
     assert newer["agent_id"] != agent["agent_id"], "another version is another agent"
@@ -47,7 +52,10 @@ async def test_register_renew_list_filter_deregister(stack: Any) -> None:
     listed = (await client.get("/agents")).json()
     assert listed["total"] == 3
     by_capability = (await client.get("/agents", params={"capability": "summaries"})).json()
-    assert {a["agent_id"] for a in by_capability["agents"]} == {agent["agent_id"], newer["agent_id"]}
+    assert {a["agent_id"] for a in by_capability["agents"]} == {
+        agent["agent_id"],
+        newer["agent_id"],
+    }
     by_text = (await client.get("/agents", params={"q": "PYTHON"})).json()
     assert [a["agent_id"] for a in by_text["agents"]] == [other["agent_id"]]
     assert (await client.get("/agents", params={"status": "offline"})).json()["total"] == 0
@@ -66,7 +74,9 @@ async def test_register_renew_list_filter_deregister(stack: Any) -> None:
     events = (await client.get("/events", params={"limit": 100})).json()
     types = [e["type"] for e in events]
     assert types.count("agent.registered") == 3
-    assert "agent.renewed" in types and "agent.deregistered" in types and "command.rejected" in types
+    assert (
+        "agent.renewed" in types and "agent.deregistered" in types and "command.rejected" in types
+    )
 
 
 async def test_heartbeats_keep_an_agent_online_and_silence_takes_it_offline(stack: Any) -> None:
@@ -86,15 +96,27 @@ async def test_heartbeats_keep_an_agent_online_and_silence_takes_it_offline(stac
         return (await client.get(f"/agents/{agent_id}")).json()["status"] == "offline"
 
     # The quiet one went offline within TTL + 2 s of its registration.
-    await wait_for(lambda: offline(quiet["agent_id"]), timeout=ttl + 2 - (time.monotonic() - started) + ttl * 2, what="quiet agent offline")
+    await wait_for(
+        lambda: offline(quiet["agent_id"]),
+        timeout=ttl + 2 - (time.monotonic() - started) + ttl * 2,
+        what="quiet agent offline",
+    )
     assert not await offline(chatty["agent_id"])
     silent_since = time.monotonic()
-    await wait_for(lambda: offline(chatty["agent_id"]), timeout=ttl + 2, what="chatty agent offline after it stopped")
+    await wait_for(
+        lambda: offline(chatty["agent_id"]),
+        timeout=ttl + 2,
+        what="chatty agent offline after it stopped",
+    )
     assert time.monotonic() - silent_since <= ttl + 2
 
     back = await client.post(f"/agents/{quiet['agent_id']}/heartbeat")
     assert back.status_code == 200
-    await wait_for(lambda: _status_is(client, quiet["agent_id"], "online"), timeout=10, what="agent back online")
+    await wait_for(
+        lambda: _status_is(client, quiet["agent_id"], "online"),
+        timeout=10,
+        what="agent back online",
+    )
     busy = await client.put(f"/agents/{quiet['agent_id']}/status", json={"status": "busy"})
     assert busy.status_code == 200 and busy.json()["status"] == "busy"
     types = [e["type"] for e in (await client.get("/events", params={"limit": 1000})).json()]
@@ -111,7 +133,9 @@ async def test_bad_input_gets_clear_errors(stack: Any) -> None:
     missing_version = await client.post("/agents", json={"name": "x"})
     assert missing_version.status_code == 422
     assert "version" in missing_version.text
-    not_json = await client.post("/agents", content=b"{nope", headers={"content-type": "application/json"})
+    not_json = await client.post(
+        "/agents", content=b"{nope", headers={"content-type": "application/json"}
+    )
     assert not_json.status_code == 422
     unknown_field = await client.post("/agents", json={**card(), "colour": "blue"})
     assert unknown_field.status_code == 422
@@ -134,7 +158,8 @@ async def test_undecodable_commands_on_kafka_are_rejected_not_fatal(stack: Any) 
     await producer_hub._producer.send_and_wait(topic, key=b"junk", value=b'{"type":"agent.fly"}')
     await wait_for(
         lambda: len([e for e in hub.hub.feed.recent(100) if e.type == "command.rejected"]) >= 2,
-        timeout=20, what="two rejections",
+        timeout=20,
+        what="two rejections",
     )
     # The worker is still deciding.
     ok = await hub.client.post("/agents", json=card("after-junk"))

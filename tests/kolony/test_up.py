@@ -46,9 +46,14 @@ def hub(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes], Path]]:
     with open(log, "wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "kolony", "up", "--port", str(port)],
-            env=kolony_env(KOLONY_EMBEDDED_BROKER_PORT="0", KOLONY_AGENT_TTL="5",
-                           KOLONY_DATA_DIR=str(tmp_path / "data")),
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env=kolony_env(
+                KOLONY_EMBEDDED_BROKER_PORT="0",
+                KOLONY_AGENT_TTL="5",
+                KOLONY_DATA_DIR=str(tmp_path / "data"),
+            ),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
     try:
         yield f"http://127.0.0.1:{port}", process, log
@@ -58,29 +63,46 @@ def hub(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes], Path]]:
             process.wait()
 
 
-def test_up_serves_registers_expires_and_stops_cleanly(hub: tuple[str, subprocess.Popen[bytes], Path]) -> None:
+def test_up_serves_registers_expires_and_stops_cleanly(
+    hub: tuple[str, subprocess.Popen[bytes], Path],
+) -> None:
     url, process, log = hub
     health = wait_http(f"{url}/health", timeout=60).json()
     assert health["status"] == "ok" and health["workers"]
     output = log.read_text()
     assert f"gateway  {url}" in output and "embedded broker" in output
 
-    card = {"name": "tour-agent", "version": "1.0.0", "skills": [{"id": "echo", "name": "Echo", "tags": ["demo"]}]}
+    card = {
+        "name": "tour-agent",
+        "version": "1.0.0",
+        "skills": [{"id": "echo", "name": "Echo", "tags": ["demo"]}],
+    }
     first = httpx.post(f"{url}/agents", json=card, timeout=10)
     assert first.status_code == 200, first.text
     agent_id = first.json()["agent_id"]
     assert httpx.post(f"{url}/agents", json=card, timeout=10).json()["agent_id"] == agent_id
     registered = time.monotonic()
 
-    listed = subprocess.run([sys.executable, "-m", "kolony", "agents", "list", "--url", url],
-                            capture_output=True, text=True, timeout=60, env=kolony_env(), check=False)
+    listed = subprocess.run(
+        [sys.executable, "-m", "kolony", "agents", "list", "--url", url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=kolony_env(),
+        check=False,
+    )
     assert listed.returncode == 0 and agent_id in listed.stdout and "tour-agent" in listed.stdout
 
     bootstrap = re.search(r"kafka\s+(127\.0\.0\.1:\d+)", output)
     assert bootstrap, output
-    tail = subprocess.run([sys.executable, "-m", "kolony", "events", "tail", "-n", "10"],
-                          capture_output=True, text=True, timeout=60,
-                          env=kolony_env(KOLONY_BOOTSTRAP_SERVERS=bootstrap.group(1)), check=False)
+    tail = subprocess.run(
+        [sys.executable, "-m", "kolony", "events", "tail", "-n", "10"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=kolony_env(KOLONY_BOOTSTRAP_SERVERS=bootstrap.group(1)),
+        check=False,
+    )
     assert tail.returncode == 0, tail.stderr
     assert "agent.registered" in tail.stdout and "agent.renewed" in tail.stdout
 
@@ -96,8 +118,22 @@ def test_up_serves_registers_expires_and_stops_cleanly(hub: tuple[str, subproces
 
 
 def test_client_commands_fail_with_one_clear_line() -> None:
-    result = subprocess.run([sys.executable, "-m", "kolony", "agents", "list", "--url", f"http://127.0.0.1:{free_port()}"],
-                            capture_output=True, text=True, timeout=60, env=kolony_env(), check=False)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "kolony",
+            "agents",
+            "list",
+            "--url",
+            f"http://127.0.0.1:{free_port()}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=kolony_env(),
+        check=False,
+    )
     assert result.returncode == 1
     assert result.stderr.startswith("Error: cannot reach the gateway")
     assert "Traceback" not in result.stderr

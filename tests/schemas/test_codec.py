@@ -37,16 +37,27 @@ from streams.codec import AGENT_EVENT_CODEC, AGENT_STATE_CODEC
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "schemas"
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 CARD = AgentCard(name="a", version="1", skills=[AgentSkill(id="s", name="S", tags=["t"])])
-ENVELOPE = {"event_id": "e", "command_id": "c", "correlation_id": "c", "causation_id": "c", "occurred_at": NOW, "seq": 1}
+ENVELOPE = {
+    "event_id": "e",
+    "command_id": "c",
+    "correlation_id": "c",
+    "causation_id": "c",
+    "occurred_at": NOW,
+    "seq": 1,
+}
 
 EVENTS = [
     AgentRegistered(**ENVELOPE, agent_id="a", card=CARD, ttl_seconds=60),
     AgentRenewed(**ENVELOPE, agent_id="a", card=CARD, ttl_seconds=30),
     AgentHeartbeatRecorded(**ENVELOPE, agent_id="a"),
-    AgentStatusChanged(**ENVELOPE, agent_id="a", status=AgentStatus.BUSY, previous=AgentStatus.ONLINE),
+    AgentStatusChanged(
+        **ENVELOPE, agent_id="a", status=AgentStatus.BUSY, previous=AgentStatus.ONLINE
+    ),
     AgentExpired(**ENVELOPE, agent_id="a", last_seen_at=NOW),
     AgentDeregistered(**ENVELOPE, agent_id="a", reason="bye"),
-    CommandRejected(**ENVELOPE, entity_id="a", command_type="agent.heartbeat", code="not_found", reason="why"),
+    CommandRejected(
+        **ENVELOPE, entity_id="a", command_type="agent.heartbeat", code="not_found", reason="why"
+    ),
 ]
 COMMANDS = [
     RegisterAgent(command_id="c", issued_at=NOW, agent_id="a", card=CARD, ttl_seconds=5),
@@ -76,7 +87,9 @@ def test_command_round_trip_and_schema(command: Any) -> None:
 
 
 def test_state_round_trips_through_the_changelog_codec() -> None:
-    agent = RegisteredAgent(agent_id="a", card=CARD, registered_at=NOW, last_seen_at=NOW, ttl_seconds=60)
+    agent = RegisteredAgent(
+        agent_id="a", card=CARD, registered_at=NOW, last_seen_at=NOW, ttl_seconds=60
+    )
     for state in (AgentState(), AgentState(agent=agent, seq=4, recent_command_ids=("x", "y"))):
         raw = codecs.dumps(AGENT_STATE_CODEC, state)
         assert codecs.loads(AGENT_STATE_CODEC, raw) == state
@@ -86,7 +99,12 @@ def test_state_round_trips_through_the_changelog_codec() -> None:
 
 def test_a2a_task_and_message_match_their_schemas() -> None:
     message = Message(message_id="m", role="user", parts=[Part(text="hi")])
-    task = Task(id="t", context_id="c", status=TaskStatus(state=TaskState.SUBMITTED, timestamp=NOW), history=[message])
+    task = Task(
+        id="t",
+        context_id="c",
+        status=TaskStatus(state=TaskState.SUBMITTED, timestamp=NOW),
+        history=[message],
+    )
     jsonschema.validate(json.loads(task.model_dump_json(exclude_none=True)), schema("task"))
     with pytest.raises(ValueError, match="exactly one"):
         Part(text="a", data={"data": {}})  # type: ignore[arg-type]
@@ -100,4 +118,12 @@ def test_published_schemas_are_up_to_date(name: str) -> None:
 
 def test_unknown_fields_are_refused() -> None:
     with pytest.raises(ValueError, match="Extra inputs"):
-        AGENT_COMMAND.validate_python({"type": "agent.deregister", "command_id": "c", "issued_at": NOW, "agent_id": "a", "x": 1})
+        AGENT_COMMAND.validate_python(
+            {
+                "type": "agent.deregister",
+                "command_id": "c",
+                "issued_at": NOW,
+                "agent_id": "a",
+                "x": 1,
+            }
+        )

@@ -40,14 +40,33 @@ def kafka_classpath() -> str:
         mvn = shutil.which("mvn")
         if mvn is None:
             raise KafkaUnavailable("Maven (mvn) is needed to fetch Apache Kafka from Maven Central")
-        staging = Path(tempfile.mkdtemp(prefix="kafka-libs-", dir=cache_dir().parent if cache_dir().parent.exists() else None))
+        staging = Path(
+            tempfile.mkdtemp(
+                prefix="kafka-libs-",
+                dir=cache_dir().parent if cache_dir().parent.exists() else None,
+            )
+        )
         result = subprocess.run(
-            [mvn, "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
-             "-DincludeScope=runtime", f"-DoutputDirectory={staging}"],
-            capture_output=True, text=True, timeout=900, check=False,
+            [
+                mvn,
+                "-q",
+                "-B",
+                "-f",
+                str(POM),
+                "dependency:copy-dependencies",
+                "-DincludeScope=runtime",
+                f"-DoutputDirectory={staging}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
         )
         if result.returncode != 0:
-            raise KafkaUnavailable(f"mvn could not fetch Kafka {KAFKA_VERSION}:\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
+            raise KafkaUnavailable(
+                f"mvn could not fetch Kafka {KAFKA_VERSION}:\n"
+                f"{result.stdout[-3000:]}{result.stderr[-3000:]}"
+            )
         libs.parent.mkdir(parents=True, exist_ok=True)
         if libs.exists():
             shutil.rmtree(libs)
@@ -106,8 +125,15 @@ class KafkaCluster:
         java = shutil.which("java")
         if java is None:
             raise KafkaUnavailable("Java 17+ is needed to run Apache Kafka")
-        return [java, f"-Xmx{self.heap_mb}m", f"-Xms{min(256, self.heap_mb)}m", "-XX:+UseSerialGC",
-                "-cp", kafka_classpath(), *args]
+        return [
+            java,
+            f"-Xmx{self.heap_mb}m",
+            f"-Xms{min(256, self.heap_mb)}m",
+            "-XX:+UseSerialGC",
+            "-cp",
+            kafka_classpath(),
+            *args,
+        ]
 
     def start(self, timeout: float = 90.0) -> str:
         cluster_id = _cluster_id()
@@ -115,10 +141,15 @@ class KafkaCluster:
             props = self._properties(index)
             result = subprocess.run(
                 self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)),
-                capture_output=True, text=True, timeout=120, check=False,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
             )
             if result.returncode != 0:
-                raise KafkaUnavailable(f"formatting Kafka storage failed: {result.stdout}{result.stderr}")
+                raise KafkaUnavailable(
+                    f"formatting Kafka storage failed: {result.stdout}{result.stderr}"
+                )
         for index in range(self.nodes):
             self.start_node(index)
         self.wait_ready(timeout)
@@ -129,7 +160,10 @@ class KafkaCluster:
         try:
             self._processes[index] = subprocess.Popen(
                 self._java("kafka.Kafka", str(self.workdir / f"server-{index + 1}.properties")),
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
             )
         finally:
             log.close()
@@ -156,10 +190,15 @@ class KafkaCluster:
                 if process is not None and process.poll() is not None:
                     log = (self.workdir / f"node-{index + 1}.log").read_text(errors="replace")
                     raise KafkaUnavailable(f"Kafka node {index + 1} exited:\n{log[-4000:]}")
-                with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
+                with (
+                    contextlib.suppress(OSError),
+                    socket.create_connection(("127.0.0.1", port), 0.5),
+                ):
                     break
                 if time.monotonic() > deadline:
-                    raise KafkaUnavailable(f"Kafka node {index + 1} did not listen within {timeout:g} s")
+                    raise KafkaUnavailable(
+                        f"Kafka node {index + 1} did not listen within {timeout:g} s"
+                    )
                 time.sleep(0.2)
 
     def stop(self) -> None:
@@ -189,4 +228,7 @@ def docker_available() -> bool:
     docker = shutil.which("docker")
     if docker is None:
         return False
-    return subprocess.run([docker, "info"], capture_output=True, timeout=20, check=False).returncode == 0
+    return (
+        subprocess.run([docker, "info"], capture_output=True, timeout=20, check=False).returncode
+        == 0
+    )

@@ -37,7 +37,9 @@ class Deleted(BaseModel):
 async def register_agent(
     hub: HubDep,
     card: AgentCard,
-    ttl: Annotated[float | None, Query(gt=0, le=86_400, description="seconds of silence before offline")] = None,
+    ttl: Annotated[
+        float | None, Query(gt=0, le=86_400, description="seconds of silence before offline")
+    ] = None,
 ) -> RegisteredAgent:
     """Register an agent, or renew it (same card name and version: same ``agent_id``)."""
     return await registry.register_agent(hub, card, ttl_seconds=ttl)
@@ -46,11 +48,15 @@ async def register_agent(
 @router.get("", response_model=AgentList, response_model_exclude_none=True)
 async def list_agents(
     hub: HubDep,
-    capability: Annotated[str | None, Query(max_length=200, description="skill id, name or tag")] = None,
+    capability: Annotated[
+        str | None, Query(max_length=200, description="skill id, name or tag")
+    ] = None,
     skill: Annotated[str | None, Query(max_length=200, include_in_schema=False)] = None,
     tag: Annotated[str | None, Query(max_length=200, include_in_schema=False)] = None,
     status: AgentStatus | None = None,
-    q: Annotated[str | None, Query(max_length=200, description="text in name, description, skills")] = None,
+    q: Annotated[
+        str | None, Query(max_length=200, description="text in name, description, skills")
+    ] = None,
 ) -> AgentList:
     agents = registry.list_agents(hub, capability=capability or skill or tag, status=status, text=q)
     return AgentList(agents=agents, total=len(agents))
@@ -67,7 +73,9 @@ async def deregister_agent(hub: HubDep, agent_id: AgentId) -> Deleted:
     return Deleted(agent_id=agent_id)
 
 
-@router.post("/{agent_id}/heartbeat", response_model=RegisteredAgent, response_model_exclude_none=True)
+@router.post(
+    "/{agent_id}/heartbeat", response_model=RegisteredAgent, response_model_exclude_none=True
+)
 async def heartbeat(
     hub: HubDep, agent_id: AgentId, body: Annotated[HeartbeatBody | None, Body()] = None
 ) -> RegisteredAgent:

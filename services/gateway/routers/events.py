@@ -20,13 +20,18 @@ async def events(
     request: Request,
     hub: HubDep,
     limit: Annotated[int, Query(ge=0, le=10_000)] = 100,
-    type: Annotated[str | None, Query(max_length=100, description="event type prefix, e.g. agent.")] = None,
+    type: Annotated[
+        str | None, Query(max_length=100, description="event type prefix, e.g. agent.")
+    ] = None,
     follow: Annotated[bool, Query(description="stream live events as SSE")] = False,
 ) -> Any:
     """Recent events, newest last; ``follow=true`` (or ``Accept: text/event-stream``) streams."""
     wants_stream = follow or "text/event-stream" in request.headers.get("accept", "")
     if not wants_stream:
-        return [AGENT_EVENT.dump_python(e, mode="json", exclude_none=True) for e in hub.feed.recent(limit, type)]
+        return [
+            AGENT_EVENT.dump_python(e, mode="json", exclude_none=True)
+            for e in hub.feed.recent(limit, type)
+        ]
 
     async def stream() -> AsyncIterator[dict[str, str]]:
         async with hub.feed.subscribe() as queue:

@@ -60,7 +60,9 @@ async def health(hub: HubDep) -> JSONResponse:
 
 
 @router.get("/.well-known/agent", response_model=AgentCard, response_model_exclude_none=True)
-@router.get("/.well-known/agent-card.json", response_model=AgentCard, response_model_exclude_none=True)
+@router.get(
+    "/.well-known/agent-card.json", response_model=AgentCard, response_model_exclude_none=True
+)
 async def well_known_card(request: Request) -> AgentCard:
     return hub_card(str(request.base_url).rstrip("/"))
 
@@ -85,5 +87,9 @@ async def system_info(request: Request, hub: HubDep, settings: SettingsDep) -> d
             "agents_count": len(hub.directory.agents()),
             "workers": len(hub.live_workers()),
         },
-        "endpoints": {"base_url": base, "docs": f"{base}/docs", "agent_card": f"{base}/.well-known/agent"},
+        "endpoints": {
+            "base_url": base,
+            "docs": f"{base}/docs",
+            "agent_card": f"{base}/.well-known/agent",
+        },
     }

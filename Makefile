@@ -1,0 +1,51 @@
+# Kolony: `make up` runs a hub on this machine; `make test` runs every test.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: up test lint typecheck pytest bench schemas install install-dev clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e ".[test,dev,rocksdb]"
+	touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+## up: install and start the hub (embedded broker unless KOLONY_BOOTSTRAP_SERVERS is set)
+up: install
+	$(BIN)/kolony up
+
+## test: lint, type-check and run the whole suite (embedded broker and real Apache Kafka)
+test: install-dev lint typecheck pytest
+
+lint: install-dev
+	$(BIN)/ruff check .
+
+typecheck: install-dev
+	$(BIN)/mypy
+
+# pytest exits 5 when it ran no test: that is a failure here, never a pass.
+pytest: install-dev
+	$(BIN)/pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest ran no test: failing" >&2; exit 1; fi; exit $$rc
+
+## bench: throughput and latency next to a raw-Kafka baseline (writes bench/results/)
+bench: install-dev
+	$(BIN)/python -m bench
+
+## schemas: regenerate docs/schemas from the pydantic models
+schemas: install
+	$(BIN)/kolony schemas export --out docs/schemas
+
+clean:
+	rm -rf $(VENV) .kolony .pytest_cache .mypy_cache .ruff_cache
