@@ -156,9 +156,9 @@ def _heartbeat(
     agent = state.agent
     if agent is None:
         return [_reject(command, state, now, "not_found", _not_registered(command.agent_id))]
-    common = _envelope(command.command_id, command.correlation_id, state, now)
     wanted = status_after_heartbeat(agent, command.status)
     if wanted is not agent.status:
+        common = _envelope(command.command_id, command.correlation_id, state, now)
         return [
             AgentStatusChanged(
                 **common, agent_id=agent.agent_id, status=wanted, previous=agent.status
@@ -166,7 +166,9 @@ def _heartbeat(
         ]
     persist_every = timedelta(seconds=agent.ttl_seconds * policy.heartbeat_persist_fraction)
     if now - agent.last_seen_at >= persist_every:
+        common = _envelope(command.command_id, command.correlation_id, state, now)
         return [AgentHeartbeatRecorded(**common, agent_id=agent.agent_id)]
+    # Most heartbeats: nothing durable changes (the worker still notes the time).
     return []
 
 

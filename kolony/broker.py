@@ -17,6 +17,16 @@ logger = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1
 
+# The embedded broker answers a fetch only when its wait runs out (kolony.fetchwait):
+# consumers of it wait this long while traffic flows, and this long while idle.
+FETCH_WAIT_MS = 2
+IDLE_FETCH_WAIT_MS = 50
+
+
+def client_overrides() -> dict[str, int]:
+    """Settings for clients of the embedded broker."""
+    return {"fetch_max_wait_ms": FETCH_WAIT_MS, "fetch_idle_wait_ms": IDLE_FETCH_WAIT_MS}
+
 
 class EmbeddedBrokerError(RuntimeError):
     """The embedded broker could not be found or did not start."""

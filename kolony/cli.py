@@ -82,6 +82,7 @@ def main() -> None:
 def up(host: str | None, port: int | None, bootstrap_servers: str | None, log_level: str) -> None:
     """Start the hub: broker (embedded unless configured), stream worker and gateway."""
     from kolony.broker import EmbeddedBroker
+    from kolony.broker import client_overrides as embedded_client_overrides
     from kolony.runtime import run
 
     _logging(log_level)
@@ -95,8 +96,7 @@ def up(host: str | None, port: int | None, bootstrap_servers: str | None, log_le
             overrides["bootstrap_servers"] = broker.start()
         except RuntimeError as exc:
             raise click.ClickException(str(exc)) from None
-        # The embedded broker answers a fetch only when its wait runs out: keep it short.
-        overrides["fetch_max_wait_ms"] = min(base.fetch_max_wait_ms, 5)
+        overrides.update(embedded_client_overrides())
     settings = base.model_copy(update=overrides)
 
     def ready(s: Settings) -> None:

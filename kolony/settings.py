@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.registry import RegistryPolicy
+from kolony.fetchwait import AdaptiveFetchWait
 from schemas.topics import Topics
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
@@ -32,6 +33,8 @@ class Settings(BaseSettings):
     # How long a consumer's fetch may wait for data. Real Kafka answers early when data
     # arrives; the embedded broker does not, so `kolony up` lowers this for it.
     fetch_max_wait_ms: int = Field(default=500, ge=1, le=30_000)
+    # Set higher than fetch_max_wait_ms to wait that long while idle (see kolony.fetchwait).
+    fetch_idle_wait_ms: int | None = Field(default=None, ge=1, le=30_000)
 
     # Topics.
     topic_prefix: str = Field(default="kolony", pattern=r"^[A-Za-z0-9._-]{1,100}$")
@@ -58,6 +61,11 @@ class Settings(BaseSettings):
 
     # Embedded broker.
     embedded_broker_port: int = Field(default=9092, ge=0, le=65_535)
+
+    def fetch_wait(self) -> AdaptiveFetchWait:
+        return AdaptiveFetchWait(
+            self.fetch_max_wait_ms, self.fetch_idle_wait_ms or self.fetch_max_wait_ms
+        )
 
     @property
     def topics(self) -> Topics:

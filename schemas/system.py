@@ -19,6 +19,7 @@ class WorkerBeacon(Frozen):
     interval_seconds: float
     active_partitions: tuple[int, ...]
     agents_owned: int
+    commands_decided: int = 0
 
 
 WORKER_BEACON = TypeAdapter(WorkerBeacon)

@@ -54,6 +54,8 @@ class Hub:
         self._targets: dict[TopicPartition, int] = {}
         self._positions: dict[TopicPartition, int] = {}
         self._broker_ok_at = 0.0
+        self.fetch_wait = settings.fetch_wait()
+        self._fetch_waiter: asyncio.Task[None] | None = None
 
     # lifecycle
 
@@ -61,7 +63,7 @@ class Hub:
         """Connect, then fold the event log up to its current end before serving reads."""
         options = client_options(self.settings)
         self._producer = AIOKafkaProducer(
-            **options, linger_ms=1, acks="all", request_timeout_ms=10_000
+            **options, linger_ms=0, acks="all", request_timeout_ms=10_000
         )
         self._consumer = AIOKafkaConsumer(
             **options,
@@ -69,6 +71,7 @@ class Hub:
             auto_offset_reset="earliest",
             fetch_max_wait_ms=self.settings.fetch_max_wait_ms,
         )
+        self.fetch_wait.attach(self._consumer)
         try:
             await self._producer.start()
             await self._consumer.start()
@@ -90,6 +93,7 @@ class Hub:
         if not self._targets:
             self._caught_up.set()
         self._reader = asyncio.create_task(self._read(), name="kolony-hub-reader")
+        self._fetch_waiter = asyncio.create_task(self.fetch_wait.run(), name="kolony-fetch-wait")
         try:
             await asyncio.wait_for(self._caught_up.wait(), catch_up_timeout)
         except TimeoutError:
@@ -98,10 +102,11 @@ class Hub:
             )
 
     async def stop(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
+        for task in (self._reader, self._fetch_waiter):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         for future in self._pending.values():
             future.cancel()
         clients = [c for c in (self._consumer, self._producer) if c is not None]
@@ -160,6 +165,7 @@ class Hub:
         """Publish ``command`` and wait until the broker has it (not for its outcome)."""
         if self._producer is None:
             raise HubUnavailable("the gateway is not connected to Kafka")
+        self.fetch_wait.touch()  # an outcome will follow: read the log eagerly
         try:
             await asyncio.wait_for(
                 self._producer.send_and_wait(
@@ -188,6 +194,8 @@ class Hub:
                 await asyncio.sleep(1)
                 continue
             self._broker_ok_at = time.monotonic()
+            if batches:
+                self.fetch_wait.touch()
             for tp, records in batches.items():
                 if records:
                     self._positions[tp] = records[-1].offset + 1

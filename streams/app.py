@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import faust
 
+from kolony.fetchwait import AdaptiveFetchWait
 from kolony.kafka import faust_credentials, require_bootstrap
 from kolony.settings import Settings
 from schemas.system import WORKER_BEACON, WorkerBeacon
@@ -45,6 +46,7 @@ class KolonyWorker:
             interval_seconds=self.settings.beacon_interval,
             active_partitions=tuple(sorted(self.registry.owned_partitions())),
             agents_owned=self.registry.agents_owned(),
+            commands_decided=self.registry.decided,
         )
         self.system.send_soon(key=self.worker_id.encode(), value=WORKER_BEACON.dump_json(beacon))
 
@@ -52,7 +54,7 @@ class KolonyWorker:
 class KolonyApp(faust.App):
     """A Faust app that carries the consumer fetch wait (see :mod:`streams.transport`)."""
 
-    fetch_max_wait_ms: int = 1500
+    fetch_wait: AdaptiveFetchWait | None = None
 
 
 def build_faust_app(settings: Settings) -> KolonyApp:
@@ -72,13 +74,15 @@ def build_faust_app(settings: Settings) -> KolonyApp:
         broker_session_timeout=settings.session_timeout,
         broker_heartbeat_interval=1.0,
         broker_commit_interval=1.0,
-        producer_linger_ms=1,
+        producer_linger_ms=0,
         producer_max_batch_size=512 * 1024,
         producer_acks=-1,
         consumer_auto_offset_reset="earliest",
-        stream_buffer_maxsize=8192,
+        stream_buffer_maxsize=32_768,
+        broker_max_poll_records=5_000,
         web_enabled=False,
         autodiscover=False,
     )
-    app.fetch_max_wait_ms = settings.fetch_max_wait_ms
+    app.fetch_wait = settings.fetch_wait()
+    app.task(app.fetch_wait.run)
     return app

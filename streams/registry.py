@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -93,13 +93,32 @@ class RegistryProcessor:
             self._expire_silent
         )
 
-    async def _decide_stream(self, stream: Any) -> AsyncIterator[None]:
-        async for batch in stream.take_events(self.settings.batch_max, self.settings.batch_within):
-            self.decide_batch(batch)
-            yield None
+    async def _decide_stream(self, stream: Any) -> None:
+        """Decide whatever has arrived, as one batch, then ack it.
+
+        Iterating a Faust stream costs several event-loop turns per event, far more than
+        deciding a heartbeat; so the decider drains its channel's queue directly. Events
+        are acked after their batch is decided, so a commit (which first flushes the
+        producer) never covers an event whose results were not sent.
+        """
+        channel = aiter(stream.channel)  # registers the subscription, as iteration would
+        queue = channel.queue
+        limit = self.settings.batch_max
+        while True:
+            batch = [await queue.get()]
+            while len(batch) < limit and not queue.empty():
+                batch.append(queue.get_nowait())
+            try:
+                self.decide_batch(batch)
+            finally:
+                for event in batch:
+                    event.ack()
 
     def decide_batch(self, batch: Sequence[Any]) -> None:
         """Decide a batch of command records; synchronous, so it is atomic per batch."""
+        fetch_wait = getattr(self.app, "fetch_wait", None)
+        if fetch_wait is not None:
+            fetch_wait.touch()
         now = datetime.now(UTC)
         dirty: dict[str, AgentState] = {}
         n = self.settings.partitions

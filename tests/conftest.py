@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from kolony.broker import EmbeddedBroker
+from kolony.broker import EmbeddedBroker, client_overrides
 from kolony.kafka import ensure_topics
 from kolony.settings import Settings
 from services.gateway.app import create_app
@@ -64,12 +64,14 @@ def make_settings(broker: tuple[str, str], tmp_path: Path) -> Callable[..., Sett
             "topic_prefix": prefix,
             "partitions": 4,
             "data_dir": tmp_path / "data",
-            "fetch_max_wait_ms": 5 if kind == "embedded" else 100,
+            "fetch_max_wait_ms": 100,
             "agent_ttl": 60,
             "liveness_interval": 0.2,
             "beacon_interval": 0.5,
             "session_timeout": 6,
         }
+        if kind == "embedded":
+            values.update(client_overrides())
         values.update(overrides)
         return Settings(**values)
 

@@ -1,0 +1,1 @@
+"""Kolony's benchmarks: ``make bench`` (``python -m bench``)."""

@@ -1,0 +1,154 @@
+"""``make bench``: Kolony's throughput and latency next to raw Kafka, measured in one run.
+
+Uses the embedded broker unless KOLONY_BOOTSTRAP_SERVERS names another Kafka.
+Prints a Markdown report and writes bench/results/<time>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+from bench import kolony_bench, raw
+from kolony.broker import EmbeddedBroker, client_overrides, free_port
+from kolony.kafka import ensure_topics
+from kolony.settings import Settings
+from tests.support.processes import KolonyProcess
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return (
+        f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, {platform.system()}"
+    )
+
+
+def wait_health(url: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{url}/health not ready in {timeout:g} s")
+
+
+async def main(args: argparse.Namespace) -> dict[str, object]:
+    broker = None
+    bootstrap = os.environ.get("KOLONY_BOOTSTRAP_SERVERS")
+    workdir = Path(tempfile.mkdtemp(prefix="kolony-bench-"))
+    if not bootstrap:
+        broker = EmbeddedBroker(0, log_path=workdir / "broker.log")
+        bootstrap = broker.start()
+    kind = "embedded (Tansu)" if broker else f"Kafka at {bootstrap}"
+    clients = client_overrides() if broker else {"fetch_max_wait_ms": 500}
+    settings = Settings(
+        bootstrap_servers=bootstrap,
+        topic_prefix=f"bench{uuid.uuid4().hex[:6]}",
+        partitions=8,
+        data_dir=workdir / "data",
+        beacon_interval=0.25,
+        port=free_port(),
+        **clients,
+    )
+    fetch_wait = settings.fetch_max_wait_ms
+    processes: list[KolonyProcess] = []
+    report: dict[str, object] = {
+        "machine": machine(),
+        "broker": kind,
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    try:
+        print(f"# raw aiokafka on {kind}", file=sys.stderr)
+        produced, consumed = await raw.throughput(bootstrap, args.raw_messages, 8)
+        report["raw_produce_msgs_per_s"] = round(produced)
+        report["raw_consume_msgs_per_s"] = round(consumed)
+        report["raw_round_trip"] = asdict(
+            await raw.round_trip(bootstrap, args.samples, 100, fetch_wait)
+        )
+
+        await ensure_topics(settings)
+        worker = KolonyProcess(
+            ["worker", "--log-level", "warning"], settings, workdir / "worker.log"
+        ).start()
+        processes.append(worker)
+        print("# heartbeats decided by one worker", file=sys.stderr)
+        decided, published = await kolony_bench.heartbeats_per_second(
+            settings, args.agents, args.heartbeats
+        )
+        report["heartbeats_decided_per_s"] = round(decided)
+        report["heartbeats_published_per_s"] = round(published)
+
+        gateway = KolonyProcess(
+            ["gateway", "--log-level", "warning"], settings, workdir / "gateway.log"
+        ).start()
+        processes.append(gateway)
+        url = f"http://127.0.0.1:{settings.port}"
+        await asyncio.to_thread(wait_health, url, 60)
+        print(f"# POST /agents at {args.rate:g}/s for {args.seconds:g} s", file=sys.stderr)
+        latency, failures = await kolony_bench.register_latency(url, args.rate, args.seconds, 200)
+        report["post_agents"] = {"rate_per_s": args.rate, **asdict(latency), "failures": failures}
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+        if broker is not None:
+            broker.stop()
+    return report
+
+
+def markdown(report: dict[str, object]) -> str:
+    rt = report["raw_round_trip"]
+    post = report["post_agents"]
+    assert isinstance(rt, dict) and isinstance(post, dict)
+    return "\n".join(
+        [
+            f"Run {report['when']} on {report['machine']}; broker: {report['broker']}.",
+            "",
+            "| measure | result |",
+            "|---|---|",
+            f"| raw aiokafka produce (baseline) | {report['raw_produce_msgs_per_s']:,} msg/s |",
+            f"| raw aiokafka consume (baseline) | {report['raw_consume_msgs_per_s']:,} msg/s |",
+            f"| raw produce→consume round trip (baseline) | p50 {rt['p50_ms']:.2f} ms, "
+            f"p99 {rt['p99_ms']:.2f} ms |",
+            f"| heartbeats decided by one worker | {report['heartbeats_decided_per_s']:,} /s |",
+            f"| `POST /agents` at {post['rate_per_s']:g}/s | p50 {post['p50_ms']:.2f} ms, "
+            f"p99 {post['p99_ms']:.2f} ms, max {post['max_ms']:.2f} ms ({post['count']} ok, "
+            f"{post['failures']} failed) |",
+        ]
+    )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--raw-messages", type=int, default=200_000)
+    parser.add_argument("--samples", type=int, default=500, help="raw round trips")
+    parser.add_argument("--agents", type=int, default=1_000)
+    parser.add_argument("--heartbeats", type=int, default=200_000)
+    parser.add_argument("--rate", type=float, default=100.0, help="POST /agents per second")
+    parser.add_argument("--seconds", type=float, default=20.0)
+    result = asyncio.run(main(parser.parse_args()))
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{result['when']}.json".replace(":", "-")).write_text(json.dumps(result, indent=2))
+    print(markdown(result))
