@@ -1,0 +1,1 @@
+"""Operator scripts that publish commands straight to Kafka (no gateway needed)."""
