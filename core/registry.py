@@ -48,14 +48,12 @@ def is_registered(state: AgentState) -> bool:
 
 
 def decide(
-    command: AgentCommand | ExpireAgent,
+    command: AgentCommand,
     state: AgentState,
     now: datetime,
     policy: RegistryPolicy,
 ) -> list[AgentEvent]:
     """The events ``command`` causes in ``state`` at time ``now`` (empty: nothing to do)."""
-    if isinstance(command, ExpireAgent):
-        return _expire(command, state, now)
     if command.command_id in state.recent_command_ids:
         return []
     match command:
@@ -65,6 +63,8 @@ def decide(
             return _heartbeat(command, state, now, policy)
         case DeregisterAgent():
             return _deregister(command, state, now)
+        case ExpireAgent():
+            return _expire(command, state, now)
 
 
 def evolve(state: AgentState, event: AgentEvent) -> AgentState:
@@ -119,6 +119,11 @@ def fold(events: Iterable[AgentEvent], state: AgentState | None = None) -> Agent
     for event in events:
         result = evolve(result, event)
     return result
+
+
+def expiry_command_id(agent_id: str, state: AgentState) -> str:
+    """One id per agent version: the timer may ask twice, the decider acts once."""
+    return f"expire:{agent_id}:{state.seq}"
 
 
 def is_expired(agent: RegisteredAgent, last_seen_at: datetime, now: datetime) -> bool:
@@ -183,8 +188,7 @@ def _expire(command: ExpireAgent, state: AgentState, now: datetime) -> list[Agen
     agent = state.agent
     if agent is None or not is_expired(agent, command.last_seen_at, now):
         return []
-    cause = f"expire:{agent.agent_id}:{state.seq}"
-    common = _envelope(cause, None, state, now)
+    common = _envelope(command.command_id, command.correlation_id, state, now)
     return [
         AgentExpired(
             **common,

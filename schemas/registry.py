@@ -62,18 +62,19 @@ class DeregisterAgent(CommandEnvelope):
     reason: str | None = Field(default=None, max_length=1_000)
 
 
-AgentCommand = Annotated[
-    RegisterAgent | RecordHeartbeat | DeregisterAgent, Field(discriminator="type")
-]
-AGENT_COMMAND = TypeAdapter(AgentCommand)
-
-
-class ExpireAgent(Frozen):
-    """Issued by the worker's liveness timer, never read from the command topic."""
+class ExpireAgent(CommandEnvelope):
+    """Mark a silent agent offline. The liveness timer of the agent's worker sends it;
+    it takes effect only if that worker, too, has heard nothing for the agent's TTL."""
 
     type: Literal["agent.expire"] = "agent.expire"
     agent_id: EntityId
     last_seen_at: AwareDatetime
+
+
+AgentCommand = Annotated[
+    RegisterAgent | RecordHeartbeat | DeregisterAgent | ExpireAgent, Field(discriminator="type")
+]
+AGENT_COMMAND = TypeAdapter(AgentCommand)
 
 
 # Events: past tense, keyed by agent_id on the agents event topic.

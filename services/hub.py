@@ -194,14 +194,14 @@ class Hub:
                 await asyncio.sleep(1)
                 continue
             self._broker_ok_at = time.monotonic()
-            if batches:
-                self.fetch_wait.touch()
             for tp, records in batches.items():
                 if records:
                     self._positions[tp] = records[-1].offset + 1
                 if tp.topic == self.topics.system:
                     self._on_beacons(records)
                 else:
+                    # Beacons are not traffic: only events keep the fetch wait short.
+                    self.fetch_wait.touch()
                     self._on_events(records)
             # Some brokers (the embedded one) under-report a partition's end offset, so
             # reaching it is not enough: the log is folded once a poll comes back short.

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Sequence
+import weakref
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import faust
+from faust import streams as faust_streams
 from pydantic import ValidationError
 
-from core.registry import decide, evolve, initial_state, rejection
+from core.registry import decide, evolve, expiry_command_id, initial_state, rejection
 from kolony.settings import Settings
-from schemas.base import CommandRejected
+from schemas.base import CommandRejected, RejectionCode
 from schemas.registry import (
     AGENT_COMMAND,
     AGENT_EVENT,
+    AgentCommand,
     AgentEvent,
     AgentState,
     AgentStatus,
@@ -87,6 +91,8 @@ class RegistryProcessor:
         self.table.on_recover(self._on_recovered)
         # agent id -> when it goes silent; only agents that are not offline.
         self._deadlines: dict[str, datetime] = {}
+        # agent id -> the expiry command already sent for it.
+        self._expiring: dict[str, str] = {}
         self.decided = 0
         app.agent(self.commands, name=f"{topics.prefix}.agents.decider")(self._decide_stream)
         app.timer(settings.liveness_interval, name=f"{topics.prefix}.agents.liveness")(
@@ -98,8 +104,9 @@ class RegistryProcessor:
 
         Iterating a Faust stream costs several event-loop turns per event, far more than
         deciding a heartbeat; so the decider drains its channel's queue directly. Events
-        are acked after their batch is decided, so a commit (which first flushes the
-        producer) never covers an event whose results were not sent.
+        are acked only after their batch was decided, so a commit (which first flushes the
+        producer) never covers a command whose results were not sent. If deciding fails,
+        nothing is acked: the agent crashes loudly and the batch is decided again later.
         """
         channel = aiter(stream.channel)  # registers the subscription, as iteration would
         queue = channel.queue
@@ -108,11 +115,9 @@ class RegistryProcessor:
             batch = [await queue.get()]
             while len(batch) < limit and not queue.empty():
                 batch.append(queue.get_nowait())
-            try:
-                self.decide_batch(batch)
-            finally:
-                for event in batch:
-                    event.ack()
+            self.decide_batch(batch)
+            for event in batch:
+                event.ack()
 
     def decide_batch(self, batch: Sequence[Any]) -> None:
         """Decide a batch of command records; synchronous, so it is atomic per batch."""
@@ -120,7 +125,7 @@ class RegistryProcessor:
         if fetch_wait is not None:
             fetch_wait.touch()
         now = datetime.now(UTC)
-        dirty: dict[str, AgentState] = {}
+        dirty: dict[str, tuple[AgentState, Any]] = {}
         n = self.settings.partitions
         for record in batch:
             message = record.message
@@ -134,18 +139,7 @@ class RegistryProcessor:
             key_bytes = key.encode()
             if raw_key is not None and raw_key != key_bytes:
                 reason = f"record key {raw_key!r} must equal the command's agent_id {key!r}"
-                self._publish(
-                    key_bytes,
-                    rejection(
-                        command.command_id,
-                        command.correlation_id,
-                        command.type,
-                        key,
-                        now,
-                        "invalid",
-                        reason,
-                    ),
-                )
+                self._publish(key_bytes, _reject(command, now, "invalid", reason))
                 continue
             owner = partition_for(key_bytes, n)
             if message.partition != owner:
@@ -153,20 +147,37 @@ class RegistryProcessor:
                 # to the partition that owns the agent, which decides it.
                 self.commands.send_soon(key=key_bytes, value=message.value, partition=owner)
                 continue
-            state = dirty.get(key) or self.table.get(key) or initial_state()
+            state = dirty[key][0] if key in dirty else self.table.get(key) or initial_state()
+            if isinstance(command, ExpireAgent):
+                # Answered, whatever the answer: the timer may ask again if still silent.
+                self._expiring.pop(key, None)
+                command = self._with_known_last_seen(command, state)
             events = decide(command, state, now, self.policy)
             for event in events:
                 state = evolve(state, event)
                 self._publish(key_bytes, event)
-            if not rejected(events) and events:
-                dirty[key] = state
-            if isinstance(command, RecordHeartbeat | RegisterAgent) or events:
-                self._track(key, state, heard_at=now if not rejected(events) else None)
+            if events and not rejected(events):
+                dirty[key] = (state, record)
+            from_agent = isinstance(command, RecordHeartbeat | RegisterAgent)
+            if from_agent or events:
+                self._track(
+                    key, state, heard_at=now if from_agent and not rejected(events) else None
+                )
             self.decided += 1
-        for key, state in dirty.items():
-            self.table[key] = state
+        for key, (state, record) in dirty.items():
+            with _event_context(record):
+                self.table[key] = state
+
+    def _with_known_last_seen(self, command: ExpireAgent, state: AgentState) -> ExpireAgent:
+        """An expiry is judged against the latest sign of life this worker knows of."""
+        deadline = self._deadlines.get(command.agent_id)
+        if deadline is None or state.agent is None:
+            return command
+        known = deadline - timedelta(seconds=state.agent.ttl_seconds)
+        return command.model_copy(update={"last_seen_at": max(known, command.last_seen_at)})
 
     async def _expire_silent(self) -> None:
+        """Ask, through the log, to expire each owned agent whose deadline has passed."""
         now = datetime.now(UTC)
         overdue = [key for key, deadline in self._deadlines.items() if deadline < now]
         if not overdue:
@@ -174,23 +185,28 @@ class RegistryProcessor:
         owned = self.owned_partitions()
         n = self.settings.partitions
         for key in overdue:
-            if partition_for(key.encode(), n) not in owned:
-                self._deadlines.pop(key, None)
-                continue
+            owner = partition_for(key.encode(), n)
             state = self.table.get(key)
-            agent = state.agent if state else None
-            if state is None or agent is None:
+            if owner not in owned or state is None or state.agent is None:
                 self._deadlines.pop(key, None)
                 continue
-            last_seen = self._deadlines[key] - timedelta(seconds=agent.ttl_seconds)
-            command = ExpireAgent(agent_id=key, last_seen_at=last_seen)
-            events = decide(command, state, now, self.policy)
-            for event in events:
-                state = evolve(state, event)
-                self._publish(key.encode(), event)
-            if events:
-                self.table[key] = state
-            self._track(key, state, heard_at=None)
+            command_id = expiry_command_id(key, state)
+            if self._expiring.get(key) == command_id:
+                continue  # asked already; the answer is on its way
+            self._expiring[key] = command_id
+            last_seen = self._deadlines[key] - timedelta(seconds=state.agent.ttl_seconds)
+            command = ExpireAgent(
+                command_id=command_id,
+                issued_at=now,
+                issued_by="liveness-timer",
+                agent_id=key,
+                last_seen_at=last_seen,
+            )
+            self.commands.send_soon(
+                key=key.encode(),
+                value=command.model_dump_json(exclude_none=True).encode(),
+                partition=owner,
+            )
 
     def owned_partitions(self) -> set[int]:
         topic = self.commands.get_topic_name()
@@ -202,6 +218,7 @@ class RegistryProcessor:
     def _track(self, key: str, state: AgentState, heard_at: datetime | None) -> None:
         """Move an agent's silence deadline to the latest sign of life we know of."""
         agent = state.agent
+        self._expiring.pop(key, None)
         if agent is None or agent.status is AgentStatus.OFFLINE:
             self._deadlines.pop(key, None)
             return
@@ -219,6 +236,7 @@ class RegistryProcessor:
         owned = self.owned_partitions()
         n = self.settings.partitions
         self._deadlines.clear()
+        self._expiring.clear()
         for key, state in self.table.items():
             if partition_for(key.encode(), n) in owned and state.agent is not None:
                 self._track(key, state, heard_at=now)
@@ -237,6 +255,34 @@ def _serialize_like_commands(table: Any) -> None:
     raw UTF-8 like the command keys, and values go through the pydantic codec."""
     table.key_serializer = "raw"
     table.value_serializer = AGENT_STATE_CODEC
+
+
+@contextlib.contextmanager
+def _event_context(record: Any) -> Iterator[None]:
+    """Make ``record`` Faust's current event while writing its key to the table.
+
+    Faust's RocksDB store picks the partition database from the current event, which
+    batch deciding does not set; this is the context variable Faust's own streams set.
+    """
+    token = faust_streams._current_event.set(weakref.ref(record))
+    try:
+        yield
+    finally:
+        faust_streams._current_event.reset(token)
+
+
+def _reject(
+    command: AgentCommand, now: datetime, code: RejectionCode, reason: str
+) -> CommandRejected:
+    return rejection(
+        command.command_id,
+        command.correlation_id,
+        command.type,
+        command.agent_id,
+        now,
+        code,
+        reason,
+    )
 
 
 def rejected(events: Sequence[AgentEvent]) -> bool:

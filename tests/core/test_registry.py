@@ -50,6 +50,10 @@ def deregister(command_id: str = "c-dereg") -> DeregisterAgent:
     return DeregisterAgent(command_id=command_id, issued_at=T0, agent_id=AGENT)
 
 
+def expire(last_seen: datetime, command_id: str = "c-exp") -> ExpireAgent:
+    return ExpireAgent(command_id=command_id, issued_at=T0, agent_id=AGENT, last_seen_at=last_seen)
+
+
 def given_events(*commands: tuple[AgentCommand, datetime]) -> AgentState:
     state = initial_state()
     for command, at in commands:
@@ -109,10 +113,10 @@ def test_agent_reported_status_changes_are_events() -> None:
 
 def test_a_silent_agent_expires_only_after_its_ttl() -> None:
     state = given_events((register(ttl=10), T0))
-    not_yet = ExpireAgent(agent_id=AGENT, last_seen_at=T0)
+    not_yet = expire(T0)
     assert decide(not_yet, state, T0 + timedelta(seconds=10), POLICY) == []
     # A heartbeat the worker saw (but did not persist) keeps it alive.
-    recent = ExpireAgent(agent_id=AGENT, last_seen_at=T0 + timedelta(seconds=8))
+    recent = expire(T0 + timedelta(seconds=8))
     assert decide(recent, state, T0 + timedelta(seconds=11), POLICY) == []
     events = decide(not_yet, state, T0 + timedelta(seconds=11), POLICY)
     assert [type(e) for e in events] == [AgentExpired]
@@ -124,9 +128,7 @@ def test_a_silent_agent_expires_only_after_its_ttl() -> None:
 def test_an_expired_agent_comes_back_with_its_next_heartbeat() -> None:
     state = given_events((register(ttl=10), T0))
     state = fold(
-        decide(
-            ExpireAgent(agent_id=AGENT, last_seen_at=T0), state, T0 + timedelta(seconds=11), POLICY
-        ),
+        decide(expire(T0), state, T0 + timedelta(seconds=11), POLICY),
         state,
     )
     events = decide(heartbeat("back"), state, T0 + timedelta(seconds=12), POLICY)
@@ -161,7 +163,8 @@ commands = st.one_of(
     st.builds(heartbeat, command_ids, statuses),
     st.builds(deregister, command_ids),
     st.builds(
-        lambda s: ExpireAgent(agent_id=AGENT, last_seen_at=T0 + timedelta(seconds=s)),
+        lambda c, s: expire(T0 + timedelta(seconds=s), c),
+        command_ids,
         st.integers(0, 200),
     ),
 )
@@ -204,11 +207,7 @@ def test_deciding_an_applied_command_again_changes_nothing(
     sequence: list[tuple[AgentCommand, int]], pick: int
 ) -> None:
     state, _ = run(sequence)
-    applied = [
-        c
-        for c, _ in sequence
-        if not isinstance(c, ExpireAgent) and c.command_id in state.recent_command_ids
-    ]
+    applied = [c for c, _ in sequence if c.command_id in state.recent_command_ids]
     for command in applied:
         assert decide(command, state, T0 + timedelta(days=1), POLICY) == []
 

@@ -28,6 +28,7 @@ from schemas.registry import (
     AgentStatus,
     AgentStatusChanged,
     DeregisterAgent,
+    ExpireAgent,
     RecordHeartbeat,
     RegisterAgent,
     RegisteredAgent,
@@ -63,6 +64,7 @@ COMMANDS = [
     RegisterAgent(command_id="c", issued_at=NOW, agent_id="a", card=CARD, ttl_seconds=5),
     RecordHeartbeat(command_id="c", issued_at=NOW, agent_id="a", status=AgentStatus.ERROR),
     DeregisterAgent(command_id="c", issued_at=NOW, agent_id="a", reason="done"),
+    ExpireAgent(command_id="expire:a:3", issued_at=NOW, agent_id="a", last_seen_at=NOW),
 ]
 
 
