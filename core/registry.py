@@ -160,7 +160,7 @@ def _heartbeat(
 ) -> list[AgentEvent]:
     agent = state.agent
     if agent is None:
-        return [_reject(command, state, now, "not_found", _not_registered(command.agent_id))]
+        return [reject(command, now, "not_found", _not_registered(command.agent_id), state.seq)]
     wanted = status_after_heartbeat(agent, command.status)
     if wanted is not agent.status:
         common = _envelope(command.command_id, command.correlation_id, state, now)
@@ -179,7 +179,7 @@ def _heartbeat(
 
 def _deregister(command: DeregisterAgent, state: AgentState, now: datetime) -> list[AgentEvent]:
     if state.agent is None:
-        return [_reject(command, state, now, "not_found", _not_registered(command.agent_id))]
+        return [reject(command, now, "not_found", _not_registered(command.agent_id), state.seq)]
     common = _envelope(command.command_id, command.correlation_id, state, now)
     return [AgentDeregistered(**common, agent_id=command.agent_id, reason=command.reason)]
 
@@ -211,9 +211,10 @@ def _envelope(
     }
 
 
-def _reject(
-    command: AgentCommand, state: AgentState, now: datetime, code: RejectionCode, reason: str
+def reject(
+    command: AgentCommand, now: datetime, code: RejectionCode, reason: str, seq: int = 0
 ) -> CommandRejected:
+    """The rejection of a decodable command."""
     return rejection(
         command.command_id,
         command.correlation_id,
@@ -222,7 +223,7 @@ def _reject(
         now,
         code,
         reason,
-        seq=state.seq,
+        seq=seq,
     )
 
 

@@ -13,6 +13,7 @@ from kolony.fetchwait import AdaptiveFetchWait
 from kolony.kafka import faust_credentials, require_bootstrap
 from kolony.settings import Settings
 from schemas.system import WORKER_BEACON, WorkerBeacon
+from streams.codec import raw_topic
 from streams.registry import RegistryProcessor
 
 logger = logging.getLogger(__name__)
@@ -26,14 +27,7 @@ class KolonyWorker:
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
         self.app = build_faust_app(settings)
         self.registry = RegistryProcessor(self.app, settings)
-        self.system = self.app.topic(
-            settings.topics.system,
-            partitions=1,
-            key_type=bytes,
-            value_type=bytes,
-            key_serializer="raw",
-            value_serializer="raw",
-        )
+        self.system = raw_topic(self.app, settings.topics.system, 1)
         self.app.timer(settings.beacon_interval, name=f"{settings.topic_prefix}.beacon")(
             self._beacon
         )

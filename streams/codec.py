@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import faust
 from faust.serializers import codecs
 from pydantic import TypeAdapter
 
@@ -25,6 +26,19 @@ class PydanticCodec(codecs.Codec):
 
     def clone(self, *children: Any) -> PydanticCodec:
         return type(self)(self._adapter, children=children)
+
+
+def raw_topic(app: faust.App, name: str, partitions: int) -> faust.TopicT:
+    """A topic of raw bytes: Kolony (de)serialises its JSON itself, to turn bad input into
+    rejection events rather than Faust decode errors."""
+    return app.topic(
+        name,
+        partitions=partitions,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
 
 
 AGENT_STATE_CODEC = "kolony.agent_state"

@@ -13,13 +13,12 @@ import faust
 from faust import streams as faust_streams
 from pydantic import ValidationError
 
-from core.registry import decide, evolve, expiry_command_id, initial_state, rejection
+from core.registry import decide, evolve, expiry_command_id, initial_state, reject, rejection
 from kolony.settings import Settings
-from schemas.base import CommandRejected, RejectionCode
+from schemas.base import CommandRejected
 from schemas.registry import (
     AGENT_COMMAND,
     AGENT_EVENT,
-    AgentCommand,
     AgentEvent,
     AgentState,
     AgentStatus,
@@ -28,7 +27,7 @@ from schemas.registry import (
     RegisterAgent,
 )
 from schemas.topics import AGENTS_TABLE
-from streams.codec import AGENT_STATE_CODEC
+from streams.codec import AGENT_STATE_CODEC, raw_topic
 from streams.partitioning import partition_for
 
 logger = logging.getLogger(__name__)
@@ -49,22 +48,8 @@ class RegistryProcessor:
         self.policy = settings.registry_policy
         topics = settings.topics
         n = settings.partitions
-        self.commands = app.topic(
-            topics.agent_commands,
-            partitions=n,
-            key_type=bytes,
-            value_type=bytes,
-            key_serializer="raw",
-            value_serializer="raw",
-        )
-        self.events = app.topic(
-            topics.agent_events,
-            partitions=n,
-            key_type=bytes,
-            value_type=bytes,
-            key_serializer="raw",
-            value_serializer="raw",
-        )
+        self.commands = raw_topic(app, topics.agent_commands, n)
+        self.events = raw_topic(app, topics.agent_events, n)
         # Keys must serialise to the same bytes as command keys, so that Kafka's
         # partitioner puts an agent's command, events and state in one partition.
         changelog = app.topic(
@@ -139,7 +124,7 @@ class RegistryProcessor:
             key_bytes = key.encode()
             if raw_key is not None and raw_key != key_bytes:
                 reason = f"record key {raw_key!r} must equal the command's agent_id {key!r}"
-                self._publish(key_bytes, _reject(command, now, "invalid", reason))
+                self._publish(key_bytes, reject(command, now, "invalid", reason))
                 continue
             owner = partition_for(key_bytes, n)
             if message.partition != owner:
@@ -269,20 +254,6 @@ def _event_context(record: Any) -> Iterator[None]:
         yield
     finally:
         faust_streams._current_event.reset(token)
-
-
-def _reject(
-    command: AgentCommand, now: datetime, code: RejectionCode, reason: str
-) -> CommandRejected:
-    return rejection(
-        command.command_id,
-        command.correlation_id,
-        command.type,
-        command.agent_id,
-        now,
-        code,
-        reason,
-    )
 
 
 def rejected(events: Sequence[AgentEvent]) -> bool:
