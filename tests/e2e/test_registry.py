@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from services import registry
+from services.hub import Hub
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.kafka
@@ -184,3 +186,21 @@ async def test_no_worker_means_503_not_a_hang(stack: Any) -> None:
     assert "worker" in response.json()["detail"]
     assert time.monotonic() - started < 10
     assert (await hub.client.get("/health")).status_code == 503
+
+
+async def test_a_second_gateway_serves_the_same_registry(stack: Any) -> None:
+    hub = await stack()
+    agent = (await hub.client.post("/agents", json=card("shared"))).json()
+    other = Hub(hub.settings)
+    await other.start()
+    try:
+        assert other.caught_up
+        assert registry.get_agent(other, agent["agent_id"]).card.name == "shared"
+        await registry.deregister_agent(other, agent["agent_id"])
+        await wait_for(
+            lambda: hub.hub.directory.get(agent["agent_id"]) is None,
+            timeout=10,
+            what="the first gateway to see the other's deregistration",
+        )
+    finally:
+        await other.stop()

@@ -83,6 +83,15 @@ def test_up_serves_registers_expires_and_stops_cleanly(
     assert httpx.post(f"{url}/agents", json=card, timeout=10).json()["agent_id"] == agent_id
     registered = time.monotonic()
 
+    with httpx.stream(
+        "GET", f"{url}/events", params={"follow": "true", "limit": 5}, timeout=10
+    ) as sse:
+        assert sse.headers["content-type"].startswith("text/event-stream")
+        lines = sse.iter_lines()
+        assert any(
+            line == "event: agent.renewed" for line, _ in zip(lines, range(50), strict=False)
+        )
+
     listed = subprocess.run(
         [sys.executable, "-m", "kolony", "agents", "list", "--url", url],
         capture_output=True,

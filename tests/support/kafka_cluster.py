@@ -140,7 +140,13 @@ class KafkaCluster:
         for index in range(self.nodes):
             props = self._properties(index)
             result = subprocess.run(
-                self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)),
+                self._java(
+                    "kafka.tools.StorageTool",
+                    "format",
+                    f"--cluster-id={cluster_id}",
+                    "-c",
+                    str(props),
+                ),
                 capture_output=True,
                 text=True,
                 timeout=120,
