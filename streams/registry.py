@@ -97,7 +97,10 @@ class RegistryProcessor:
         queue = channel.queue
         limit = self.settings.batch_max
         while True:
-            batch = [await queue.get()]
+            try:
+                batch = [await queue.get()]
+            except StopAsyncIteration:
+                return  # Faust ends the channel this way when the worker stops
             while len(batch) < limit and not queue.empty():
                 batch.append(queue.get_nowait())
             self.decide_batch(batch)
