@@ -37,7 +37,7 @@ def _logging(level: str) -> None:
         stream=sys.stderr,
     )
     if level.upper() != "DEBUG":
-        for noisy in ("faust", "mode", "aiokafka"):
+        for noisy in ("faust", "mode", "aiokafka", "streams.transport", "streams.app"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
