@@ -145,9 +145,15 @@ def _all_partitions_owned(hub: Hub, settings: Settings) -> bool:
 
 
 async def wait_for(
-    condition: Callable[[], Any], *, timeout: float, what: str, interval: float = 0.05
+    condition: Callable[[], Any],
+    *,
+    timeout: float,
+    what: str,
+    interval: float = 0.05,
+    detail: Callable[[], str] | None = None,
 ) -> Any:
-    """Poll ``condition`` (sync or async) until truthy; fail with ``what`` after ``timeout``."""
+    """Poll ``condition`` (sync or async) until truthy; fail with ``what`` after ``timeout``
+    (and ``detail()``, whatever helps to understand the failure)."""
     deadline = time.monotonic() + timeout
     while True:
         result = condition()
@@ -156,7 +162,8 @@ async def wait_for(
         if result:
             return result
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
+            extra = f"\n{detail()}" if detail else ""
+            pytest.fail(f"timed out after {timeout:g} s waiting for {what}{extra}")
         await asyncio.sleep(interval)
 
 

@@ -52,6 +52,7 @@ async def health(hub: HubDep) -> JSONResponse:
                 "last_beacon_at": w.at.isoformat(),
                 "active_partitions": list(w.active_partitions),
                 "agents_owned": w.agents_owned,
+                "commands_decided": w.commands_decided,
             }
             for w in workers
         ],
