@@ -47,7 +47,6 @@ class Settings(BaseSettings):
     liveness_interval: float = Field(default=0.5, gt=0, le=60)
     beacon_interval: float = Field(default=2.0, gt=0, le=60)
     batch_max: int = Field(default=2_000, ge=1)
-    batch_within: float = Field(default=0.002, gt=0, le=1)
     store: Literal["memory", "rocksdb"] = "memory"
     data_dir: Path = Path(".kolony")
     session_timeout: float = Field(default=10.0, ge=6, le=300)
