@@ -43,10 +43,6 @@ def initial_state() -> AgentState:
     return AgentState()
 
 
-def is_registered(state: AgentState) -> bool:
-    return state.agent is not None
-
-
 def decide(
     command: AgentCommand,
     state: AgentState,

@@ -11,7 +11,6 @@ while idle; the first request after an idle spell pays one long wait per hop.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 import time
 from typing import Any
@@ -33,19 +32,11 @@ class AdaptiveFetchWait:
     def adaptive(self) -> bool:
         return self.idle_ms != self.busy_ms
 
-    @property
-    def current_ms(self) -> int:
-        return self._current
-
     def attach(self, consumer: Any) -> None:
         """Manage ``consumer`` (before or after it started; it may live on another thread)."""
         with self._lock:
             self._consumers.append(consumer)
         self._apply(consumer, self._current)
-
-    def detach(self, consumer: Any) -> None:
-        with self._lock, contextlib.suppress(ValueError):
-            self._consumers.remove(consumer)
 
     def touch(self) -> None:
         """Traffic: wait briefly from the next fetch on."""

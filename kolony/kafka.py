@@ -7,6 +7,7 @@ import logging
 import ssl
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.abc import AbstractTokenProvider
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
@@ -156,6 +157,26 @@ async def ensure_topics(settings: Settings, request_timeout: float = 30.0) -> No
         ) from exc
     finally:
         await admin.close()
+
+
+async def read_backlog(
+    consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int], poll_ms: int = 300
+) -> list[Any]:
+    """Every record from the assigned partitions' current positions to ``ends``.
+
+    End offsets are only a lower bound (the embedded broker under-reports them by up to a
+    batch), so reading stops once they are reached *and* a poll comes back empty.
+    """
+    positions = {tp: await consumer.position(tp) for tp in ends}
+    records: list[Any] = []
+    while True:
+        batches = await consumer.getmany(timeout_ms=poll_ms)
+        for tp, batch in batches.items():
+            records.extend(batch)
+            if batch:
+                positions[tp] = batch[-1].offset + 1
+        if not batches and all(positions[tp] >= end for tp, end in ends.items()):
+            return records
 
 
 async def _check_partitions(

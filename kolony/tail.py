@@ -8,7 +8,7 @@ from collections.abc import Callable
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
-from kolony.kafka import client_options
+from kolony.kafka import client_options, read_backlog
 from kolony.settings import Settings
 from schemas.registry import AGENT_EVENT, AgentEvent
 
@@ -49,20 +49,9 @@ async def tail(
         for tp in partitions:
             first = starts[tp] if lines is None else max(starts[tp], ends[tp] - lines)
             consumer.seek(tp, first)
-        backlog: list[tuple[float, bytes]] = []
-        positions = {tp: starts[tp] for tp in partitions}
-        # End offsets are a lower bound (the embedded broker under-reports them):
-        # the backlog is read once they are reached and a poll comes back empty.
-        while True:
-            batches = await consumer.getmany(timeout_ms=300)
-            for tp, records in batches.items():
-                backlog.extend((r.timestamp, r.value) for r in records)
-                if records:
-                    positions[tp] = records[-1].offset + 1
-            if not batches and all(positions[tp] >= ends[tp] for tp in partitions):
-                break
-        for _, value in sorted(backlog, key=lambda item: item[0]):
-            _print(value, type_prefix, as_json, echo)
+        backlog = await read_backlog(consumer, ends)
+        for record in sorted(backlog, key=lambda r: r.timestamp):
+            _print(record.value, type_prefix, as_json, echo)
         while follow:
             batches = await consumer.getmany(timeout_ms=1_000)
             for records in batches.values():

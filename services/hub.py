@@ -69,9 +69,8 @@ class Hub:
             **options,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            fetch_max_wait_ms=self.settings.fetch_max_wait_ms,
         )
-        self.fetch_wait.attach(self._consumer)
+        self.fetch_wait.attach(self._consumer)  # sets its fetch wait, now and as traffic changes
         try:
             await self._producer.start()
             await self._consumer.start()

@@ -14,6 +14,7 @@ from faust import streams as faust_streams
 from pydantic import ValidationError
 
 from core.registry import decide, evolve, expiry_command_id, initial_state, reject, rejection
+from kolony.fetchwait import AdaptiveFetchWait
 from kolony.settings import Settings
 from schemas.base import CommandRejected
 from schemas.registry import (
@@ -79,6 +80,7 @@ class RegistryProcessor:
         # agent id -> the expiry command already sent for it.
         self._expiring: dict[str, str] = {}
         self.decided = 0
+        self._fetch_wait: AdaptiveFetchWait | None = getattr(app, "fetch_wait", None)
         app.agent(self.commands, name=f"{topics.prefix}.agents.decider")(self._decide_stream)
         app.timer(settings.liveness_interval, name=f"{topics.prefix}.agents.liveness")(
             self._expire_silent
@@ -109,9 +111,8 @@ class RegistryProcessor:
 
     def decide_batch(self, batch: Sequence[Any]) -> None:
         """Decide a batch of command records; synchronous, so it is atomic per batch."""
-        fetch_wait = getattr(self.app, "fetch_wait", None)
-        if fetch_wait is not None:
-            fetch_wait.touch()
+        if self._fetch_wait is not None:
+            self._fetch_wait.touch()
         now = datetime.now(UTC)
         dirty: dict[str, tuple[AgentState, Any]] = {}
         n = self.settings.partitions

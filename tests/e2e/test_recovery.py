@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from core import registry
 from core.ids import agent_id_for
-from kolony.kafka import client_options
+from kolony.kafka import client_options, read_backlog
 from kolony.settings import Settings
 from schemas.a2a import AgentCard
 from schemas.registry import AGENT_EVENT, AGENT_STATE, AgentState, RegisterAgent
@@ -24,25 +24,14 @@ pytestmark = pytest.mark.kafka
 
 
 async def read_topic(settings: Settings, topic: str) -> list[Any]:
-    """Every record of ``topic``: read until the end offsets and then one empty poll
-    (the embedded broker under-reports end offsets, so they are only a lower bound)."""
+    """Every record of ``topic``, from offset 0 to its current end."""
     consumer = AIOKafkaConsumer(**client_options(settings), enable_auto_commit=False)
     await consumer.start()
     try:
         partitions = [TopicPartition(topic, p) for p in range(settings.partitions)]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        records: list[Any] = []
-        positions = dict.fromkeys(partitions, 0)
-        while True:
-            batches = await consumer.getmany(timeout_ms=300)
-            for tp, batch in batches.items():
-                records.extend(batch)
-                if batch:
-                    positions[tp] = batch[-1].offset + 1
-            if not batches and all(positions[tp] >= ends[tp] for tp in partitions):
-                return records
+        return await read_backlog(consumer, await consumer.end_offsets(partitions))
     finally:
         await consumer.stop()
 
