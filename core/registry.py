@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from core.ids import event_id_for
+from core.envelopes import envelope, rejection, remember
 from schemas.base import CommandRejected, RejectionCode
 from schemas.registry import (
     AgentCommand,
@@ -25,9 +25,6 @@ from schemas.registry import (
     RegisterAgent,
     RegisteredAgent,
 )
-
-# How many applied command ids an agent's state remembers to drop redeliveries.
-REMEMBERED_COMMANDS = 32
 
 
 @dataclass(frozen=True)
@@ -104,10 +101,11 @@ def evolve(state: AgentState, event: AgentEvent) -> AgentState:
             agent = agent.model_copy(update={"status": AgentStatus.OFFLINE})
         case AgentDeregistered():
             agent = None
-    remembered = state.recent_command_ids
-    if event.command_id is not None and event.command_id not in remembered:
-        remembered = (*remembered, event.command_id)[-REMEMBERED_COMMANDS:]
-    return AgentState(agent=agent, seq=event.seq, recent_command_ids=remembered)
+    return AgentState(
+        agent=agent,
+        seq=event.seq,
+        recent_command_ids=remember(state.recent_command_ids, event.command_id),
+    )
 
 
 def fold(events: Iterable[AgentEvent], state: AgentState | None = None) -> AgentState:
@@ -143,7 +141,7 @@ def _register(
     ttl = command.ttl_seconds or (
         state.agent.ttl_seconds if state.agent else policy.default_ttl_seconds
     )
-    common = _envelope(command.command_id, command.correlation_id, state, now)
+    common = envelope(command.command_id, command.correlation_id, state.seq, now)
     if state.agent is None:
         return [
             AgentRegistered(**common, agent_id=command.agent_id, card=command.card, ttl_seconds=ttl)
@@ -159,7 +157,7 @@ def _heartbeat(
         return [reject(command, now, "not_found", _not_registered(command.agent_id), state.seq)]
     wanted = status_after_heartbeat(agent, command.status)
     if wanted is not agent.status:
-        common = _envelope(command.command_id, command.correlation_id, state, now)
+        common = envelope(command.command_id, command.correlation_id, state.seq, now)
         return [
             AgentStatusChanged(
                 **common, agent_id=agent.agent_id, status=wanted, previous=agent.status
@@ -167,7 +165,7 @@ def _heartbeat(
         ]
     persist_every = timedelta(seconds=agent.ttl_seconds * policy.heartbeat_persist_fraction)
     if now - agent.last_seen_at >= persist_every:
-        common = _envelope(command.command_id, command.correlation_id, state, now)
+        common = envelope(command.command_id, command.correlation_id, state.seq, now)
         return [AgentHeartbeatRecorded(**common, agent_id=agent.agent_id)]
     # Most heartbeats: nothing durable changes (the worker still notes the time).
     return []
@@ -176,7 +174,7 @@ def _heartbeat(
 def _deregister(command: DeregisterAgent, state: AgentState, now: datetime) -> list[AgentEvent]:
     if state.agent is None:
         return [reject(command, now, "not_found", _not_registered(command.agent_id), state.seq)]
-    common = _envelope(command.command_id, command.correlation_id, state, now)
+    common = envelope(command.command_id, command.correlation_id, state.seq, now)
     return [AgentDeregistered(**common, agent_id=command.agent_id, reason=command.reason)]
 
 
@@ -184,7 +182,7 @@ def _expire(command: ExpireAgent, state: AgentState, now: datetime) -> list[Agen
     agent = state.agent
     if agent is None or not is_expired(agent, command.last_seen_at, now):
         return []
-    common = _envelope(command.command_id, command.correlation_id, state, now)
+    common = envelope(command.command_id, command.correlation_id, state.seq, now)
     return [
         AgentExpired(
             **common,
@@ -192,19 +190,6 @@ def _expire(command: ExpireAgent, state: AgentState, now: datetime) -> list[Agen
             last_seen_at=max(agent.last_seen_at, command.last_seen_at),
         )
     ]
-
-
-def _envelope(
-    command_id: str, correlation_id: str | None, state: AgentState, now: datetime
-) -> dict[str, object]:
-    return {
-        "event_id": event_id_for(command_id, 0),
-        "command_id": command_id,
-        "correlation_id": correlation_id or command_id,
-        "causation_id": command_id,
-        "occurred_at": now,
-        "seq": state.seq + 1,
-    }
 
 
 def reject(
@@ -220,32 +205,6 @@ def reject(
         code,
         reason,
         seq=seq,
-    )
-
-
-def rejection(
-    command_id: str | None,
-    correlation_id: str | None,
-    command_type: str | None,
-    entity_id: str | None,
-    now: datetime,
-    code: RejectionCode,
-    reason: str,
-    seq: int = 0,
-) -> CommandRejected:
-    """A rejection event; also used by the stream shell for undecodable commands."""
-    cause = command_id or f"undecodable:{entity_id}:{now.isoformat()}"
-    return CommandRejected(
-        event_id=event_id_for(cause, 0),
-        command_id=command_id,
-        correlation_id=correlation_id or command_id,
-        causation_id=command_id,
-        occurred_at=now,
-        seq=seq,
-        entity_id=entity_id,
-        command_type=command_type,
-        code=code,
-        reason=reason,
     )
 
 

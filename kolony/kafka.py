@@ -14,7 +14,7 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.helpers import create_ssl_context
 
 from kolony.settings import Settings
-from schemas.topics import AGENTS_TABLE
+from schemas.topics import AGENTS_TABLE, TASKS_TABLE
 
 logger = logging.getLogger(__name__)
 
@@ -106,25 +106,18 @@ def desired_topics(settings: Settings) -> list[NewTopic]:
     """Every topic Kolony needs, with partitions, replication and cleanup policy."""
     topics = settings.topics
     n, rf = settings.partitions, settings.replication_factor
+    commands = {"cleanup.policy": "delete", "retention.ms": str(COMMAND_RETENTION_MS)}
+    events = {"cleanup.policy": "delete", "retention.ms": str(settings.event_retention_ms)}
+    compact = {"cleanup.policy": "compact"}
+    inbox = {"cleanup.policy": "delete", "retention.ms": str(settings.inbox_retention_ms)}
     return [
-        NewTopic(
-            topics.agent_commands,
-            n,
-            rf,
-            topic_configs={"cleanup.policy": "delete", "retention.ms": str(COMMAND_RETENTION_MS)},
-        ),
-        NewTopic(
-            topics.agent_events,
-            n,
-            rf,
-            topic_configs={
-                "cleanup.policy": "delete",
-                "retention.ms": str(settings.event_retention_ms),
-            },
-        ),
-        NewTopic(
-            topics.changelog(AGENTS_TABLE), n, rf, topic_configs={"cleanup.policy": "compact"}
-        ),
+        NewTopic(topics.agent_commands, n, rf, topic_configs=commands),
+        NewTopic(topics.agent_events, n, rf, topic_configs=events),
+        NewTopic(topics.changelog(AGENTS_TABLE), n, rf, topic_configs=compact),
+        NewTopic(topics.task_commands, n, rf, topic_configs=commands),
+        NewTopic(topics.task_events, n, rf, topic_configs=events),
+        NewTopic(topics.changelog(TASKS_TABLE), n, rf, topic_configs=compact),
+        NewTopic(topics.agent_inbox, settings.inbox_partitions, rf, topic_configs=inbox),
         NewTopic(
             topics.system,
             1,
@@ -200,6 +193,6 @@ async def _check_partitions(
         if have != topic.num_partitions:
             raise BrokerUnavailable(
                 f"topic {topic.name} has {have} partitions but Kolony is configured for "
-                f"{topic.num_partitions} (KOLONY_PARTITIONS); command, event and changelog "
-                "topics must be co-partitioned"
+                f"{topic.num_partitions} (KOLONY_PARTITIONS, or KOLONY_INBOX_PARTITIONS for "
+                "the inbox); command, event and changelog topics must be co-partitioned"
             )

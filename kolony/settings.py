@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.registry import RegistryPolicy
+from core.tasks import TaskPolicy
 from kolony.fetchwait import AdaptiveFetchWait
 from schemas.topics import Topics
 
@@ -41,12 +42,18 @@ class Settings(BaseSettings):
     partitions: int = Field(default=8, ge=1, le=1_000)
     replication_factor: int = Field(default=1, ge=1, le=10)
     event_retention_ms: int = Field(default=-1, description="-1 keeps the event log forever")
+    # The agents' inbox: an agent reads one partition of it (see docs/design.md).
+    inbox_partitions: int = Field(default=32, ge=1, le=10_000)
+    inbox_retention_ms: int = Field(default=7 * 86_400_000, ge=-1)
 
     # Stream worker.
     agent_ttl: float = Field(default=60.0, gt=0, le=86_400)
     liveness_interval: float = Field(default=0.5, gt=0, le=60)
     beacon_interval: float = Field(default=2.0, gt=0, le=60)
     batch_max: int = Field(default=2_000, ge=1)
+    task_ttl: float = Field(default=3_600.0, gt=0, le=30 * 86_400)
+    task_max_retries: int = Field(default=3, ge=0, le=100)
+    task_timer_interval: float = Field(default=0.25, gt=0, le=1)
     store: Literal["memory", "rocksdb"] = "memory"
     data_dir: Path = Path(".kolony")
     session_timeout: float = Field(default=10.0, ge=6, le=300)
@@ -69,6 +76,12 @@ class Settings(BaseSettings):
     @property
     def topics(self) -> Topics:
         return Topics(self.topic_prefix)
+
+    @property
+    def task_policy(self) -> TaskPolicy:
+        return TaskPolicy(
+            default_ttl_seconds=self.task_ttl, default_max_retries=self.task_max_retries
+        )
 
     @property
     def registry_policy(self) -> RegistryPolicy:

@@ -20,6 +20,8 @@ class WorkerBeacon(Frozen):
     active_partitions: tuple[int, ...]
     agents_owned: int
     commands_decided: int = 0
+    tasks_open: int = 0
+    network_view_caught_up: bool = True
 
 
 WORKER_BEACON = TypeAdapter(WorkerBeacon)

@@ -20,6 +20,19 @@ class Topics:
         return f"{self.prefix}.agents.events"
 
     @property
+    def task_commands(self) -> str:
+        return f"{self.prefix}.tasks.commands"
+
+    @property
+    def task_events(self) -> str:
+        return f"{self.prefix}.tasks.events"
+
+    @property
+    def agent_inbox(self) -> str:
+        """Deliveries to agents, keyed by the recipient's agent id."""
+        return f"{self.prefix}.agents.inbox"
+
+    @property
     def system(self) -> str:
         """Worker liveness beacons, read by gateways for ``GET /health``."""
         return f"{self.prefix}.system"
@@ -34,3 +47,4 @@ class Topics:
 
 
 AGENTS_TABLE = "agents"
+TASKS_TABLE = "tasks"

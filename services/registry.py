@@ -81,7 +81,7 @@ async def deregister_agent(
 
 
 def get_agent(hub: Hub, agent_id: str) -> RegisteredAgent:
-    _require_caught_up(hub)
+    require_caught_up(hub)
     agent = hub.directory.get(agent_id)
     if agent is None:
         raise UnknownAgent(agent_id)
@@ -95,7 +95,7 @@ def list_agents(
     status: AgentStatus | None = None,
     text: str | None = None,
 ) -> list[RegisteredAgent]:
-    _require_caught_up(hub)
+    require_caught_up(hub)
     return select_agents(hub.directory.agents(), capability=capability, status=status, text=text)
 
 
@@ -106,6 +106,6 @@ def _require(hub: Hub, agent_id: str) -> RegisteredAgent:
     return agent
 
 
-def _require_caught_up(hub: Hub) -> None:
+def require_caught_up(hub: Hub) -> None:
     if not hub.caught_up:
         raise HubUnavailable("the gateway is still reading the event log; retry shortly")

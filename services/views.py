@@ -1,4 +1,7 @@
-"""Read models folded from the event log: the agent directory and the recent-event feed."""
+"""Gateway read models folded from the logs: the task board and the recent-event feed.
+
+(The agent directory, which stream workers keep too, lives in :mod:`core.directory`.)
+"""
 
 from __future__ import annotations
 
@@ -7,55 +10,68 @@ import contextlib
 from collections import deque
 from collections.abc import AsyncIterator
 
-from core import registry
-from schemas.registry import AgentEvent, AgentState, RegisteredAgent
+from core import tasks
+from schemas.base import CommandRejected
+from schemas.events import AnyEvent, subject_of
+from schemas.tasks import TaskEntry, TaskEvent, TaskRecord
 
 
-class AgentDirectory:
-    """Every agent's state, folded with the decider's own ``evolve``."""
+class TaskBoard:
+    """Every task's entry, folded with the decider's own ``evolve``, and its events."""
 
     def __init__(self) -> None:
-        self._states: dict[str, AgentState] = {}
+        self._entries: dict[str, TaskEntry] = {}
+        self._events: dict[str, list[TaskEvent]] = {}
 
-    def apply(self, event: AgentEvent) -> None:
-        key = getattr(event, "agent_id", None)
-        if key is None:
+    def apply(self, event: TaskEvent) -> None:
+        task_id = subject_of(event)
+        if task_id is None:
             return
-        before = self._states.get(key) or registry.initial_state()
-        self._states[key] = registry.evolve(before, event)
+        before = self._entries.get(task_id) or tasks.initial_state()
+        after = tasks.evolve(before, event)
+        if after is before and not isinstance(event, CommandRejected):
+            return  # an event published twice
+        if not isinstance(event, CommandRejected) or before.task is not None:
+            self._events.setdefault(task_id, []).append(event)
+        self._entries[task_id] = after
 
-    def get(self, agent_id: str) -> RegisteredAgent | None:
-        state = self._states.get(agent_id)
-        return state.agent if state else None
+    def entry(self, task_id: str) -> TaskEntry | None:
+        """The task's entry, deleted ones included (None: never submitted)."""
+        entry = self._entries.get(task_id)
+        return entry if entry is not None and entry.task is not None else None
 
-    def agents(self) -> list[RegisteredAgent]:
-        return [s.agent for s in self._states.values() if s.agent is not None]
+    def get(self, task_id: str) -> TaskRecord | None:
+        entry = self._entries.get(task_id)
+        return entry.task if entry is not None and not entry.deleted else None
 
-    def state(self, agent_id: str) -> AgentState:
-        return self._states.get(agent_id) or registry.initial_state()
+    def tasks(self) -> list[TaskRecord]:
+        return [e.task for e in self._entries.values() if e.task is not None and not e.deleted]
+
+    def events(self, task_id: str) -> list[TaskEvent]:
+        return list(self._events.get(task_id, ()))
 
 
 class EventFeed:
     """The last N events, and live fan-out to subscribers (SSE clients)."""
 
     def __init__(self, keep: int) -> None:
-        self._recent: deque[AgentEvent] = deque(maxlen=keep)
-        self._subscribers: set[asyncio.Queue[AgentEvent]] = set()
+        self._recent: deque[AnyEvent] = deque(maxlen=keep)
+        self._subscribers: set[asyncio.Queue[AnyEvent]] = set()
 
-    def append(self, event: AgentEvent) -> None:
+    def append(self, event: AnyEvent) -> None:
         self._recent.append(event)
         for queue in self._subscribers:
             with contextlib.suppress(asyncio.QueueFull):
                 queue.put_nowait(event)
 
-    def recent(self, limit: int, type_prefix: str | None = None) -> list[AgentEvent]:
+    def recent(self, limit: int, type_prefix: str | None = None) -> list[AnyEvent]:
         chosen = [e for e in self._recent if type_prefix is None or e.type.startswith(type_prefix)]
         return chosen[-limit:] if limit else []
 
     @contextlib.asynccontextmanager
-    async def subscribe(self, buffer: int = 1_000) -> AsyncIterator[asyncio.Queue[AgentEvent]]:
+    async def subscribe(self, buffer: int = 1_000) -> AsyncIterator[asyncio.Queue[AnyEvent]]:
         """A queue of every event from now on; a subscriber too slow to drain it misses events."""
-        queue: asyncio.Queue[AgentEvent] = asyncio.Queue(maxsize=buffer)
+        queue: asyncio.Queue[AnyEvent] = asyncio.Queue(maxsize=buffer)
         self._subscribers.add(queue)
         try:
             yield queue

@@ -15,6 +15,8 @@ from kolony.settings import Settings
 from schemas.system import WORKER_BEACON, WorkerBeacon
 from streams.codec import raw_topic
 from streams.registry import RegistryProcessor
+from streams.tasks import TaskProcessor
+from streams.view import NetworkView
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +29,9 @@ class KolonyWorker:
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
         self.app = build_faust_app(settings)
         self.registry = RegistryProcessor(self.app, settings)
+        self.view = NetworkView(settings)
+        self.tasks = TaskProcessor(self.app, settings, self.view)
+        self.app.task(self.view.run)
         self.system = raw_topic(self.app, settings.topics.system, 1)
         self.app.timer(settings.beacon_interval, name=f"{settings.topic_prefix}.beacon")(
             self._beacon
@@ -40,7 +45,9 @@ class KolonyWorker:
             interval_seconds=self.settings.beacon_interval,
             active_partitions=tuple(sorted(self.registry.owned_partitions())),
             agents_owned=self.registry.agents_owned(),
-            commands_decided=self.registry.decided,
+            commands_decided=self.registry.decided + self.tasks.decided,
+            tasks_open=self.tasks.tasks_open(),
+            network_view_caught_up=self.view.caught_up,
         )
         self.system.send_soon(key=self.worker_id.encode(), value=WORKER_BEACON.dump_json(beacon))
 

@@ -9,6 +9,7 @@ from faust.serializers import codecs
 from pydantic import TypeAdapter
 
 from schemas.registry import AGENT_EVENT, AGENT_STATE
+from schemas.tasks import TASK_ENTRY
 
 
 class PydanticCodec(codecs.Codec):
@@ -45,4 +46,7 @@ AGENT_STATE_CODEC = "kolony.agent_state"
 AGENT_EVENT_CODEC = "kolony.agent_event"
 
 codecs.register(AGENT_STATE_CODEC, PydanticCodec(AGENT_STATE))
+TASK_ENTRY_CODEC = "kolony.task_entry"
+
 codecs.register(AGENT_EVENT_CODEC, PydanticCodec(AGENT_EVENT))
+codecs.register(TASK_ENTRY_CODEC, PydanticCodec(TASK_ENTRY))

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 import kolony
 from kolony.settings import Settings
 from services.gateway.errors import install_error_handlers
-from services.gateway.routers import agents, events, system
+from services.gateway.routers import agents, events, system, tasks
 from services.hub import Hub
 
 
@@ -40,5 +40,6 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(system.router)
     app.include_router(agents.router)
+    app.include_router(tasks.router)
     app.include_router(events.router)
     return app

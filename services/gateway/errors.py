@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 
 from services.hub import HubUnavailable, Rejected
 from services.registry import UnknownAgent
+from services.tasks import UnknownTask
 
 REJECTION_STATUS = {"invalid": 422, "not_found": 404, "conflict": 409, "forbidden": 403}
 
@@ -19,7 +20,8 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(UnknownAgent)
-    async def _unknown(_: Request, exc: UnknownAgent) -> JSONResponse:
+    @app.exception_handler(UnknownTask)
+    async def _unknown(_: Request, exc: LookupError) -> JSONResponse:
         return JSONResponse({"detail": str(exc), "code": "not_found"}, status_code=404)
 
     @app.exception_handler(HubUnavailable)

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from sse_starlette.sse import EventSourceResponse
 
-from schemas.registry import AGENT_EVENT
+from schemas.events import ANY_EVENT
 from services.gateway.deps import HubDep
 
 router = APIRouter(tags=["events"])
@@ -29,7 +29,7 @@ async def events(
     wants_stream = follow or "text/event-stream" in request.headers.get("accept", "")
     if not wants_stream:
         return [
-            AGENT_EVENT.dump_python(e, mode="json", exclude_none=True)
+            ANY_EVENT.dump_python(e, mode="json", exclude_none=True)
             for e in hub.feed.recent(limit, type)
         ]
 
@@ -52,5 +52,5 @@ def _sse(event: Any) -> dict[str, str]:
     return {
         "id": event.event_id,
         "event": event.type,
-        "data": AGENT_EVENT.dump_json(event, exclude_none=True).decode(),
+        "data": ANY_EVENT.dump_json(event, exclude_none=True).decode(),
     }

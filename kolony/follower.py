@@ -1,0 +1,136 @@
+"""Follow topics from their beginning: fold the backlog, then keep up with new records.
+
+Gateways fold the event logs into their read models with it, and stream workers fold the
+whole network's agents and tasks into the view they route tasks by.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from kolony.fetchwait import AdaptiveFetchWait
+from kolony.kafka import BrokerUnavailable, client_options
+from kolony.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+OnRecords = Callable[[str, Sequence[Any]], None]
+"""Called with a topic and a batch of its records, in offset order per partition."""
+
+
+class LogFollower:
+    """One consumer over every partition of ``topics``, outside any consumer group."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        topics: Sequence[str],
+        on_records: OnRecords,
+        *,
+        quiet_topics: Iterable[str] = (),
+        name: str = "kolony-follower",
+        max_records: int = 5_000,
+    ) -> None:
+        self.settings = settings
+        self.topics = list(topics)
+        self.on_records = on_records
+        self.quiet_topics = set(quiet_topics)  # records there do not count as traffic
+        self.name = name
+        self.max_records = max_records
+        self.fetch_wait: AdaptiveFetchWait = settings.fetch_wait()
+        self.caught_up = asyncio.Event()
+        self.last_fetch_at = 0.0
+        self._consumer: AIOKafkaConsumer | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._targets: dict[TopicPartition, int] = {}
+        self._positions: dict[TopicPartition, int] = {}
+
+    async def start(self, producer: AIOKafkaProducer, wait: float = 15.0) -> None:
+        """Assign every partition and start reading from offset 0 (returns at once)."""
+        consumer = AIOKafkaConsumer(
+            **client_options(self.settings), enable_auto_commit=False, auto_offset_reset="earliest"
+        )
+        self.fetch_wait.attach(consumer)
+        self._consumer = consumer
+        await consumer.start()
+        partitions = await partitions_of(producer, self.topics, wait)
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        starts = await consumer.beginning_offsets(partitions)
+        ends = await consumer.end_offsets(partitions)
+        self._targets = {tp: end for tp, end in ends.items() if end > starts[tp]}
+        self.last_fetch_at = time.monotonic()
+        if not self._targets:
+            self.caught_up.set()
+        self._tasks = [
+            asyncio.create_task(self._read(), name=self.name),
+            asyncio.create_task(self.fetch_wait.run(), name=f"{self.name}-fetch-wait"),
+        ]
+
+    async def wait_forever(self) -> None:
+        """Return only if reading stops (it does not, short of cancellation)."""
+        if self._tasks:
+            await self._tasks[0]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        if self._consumer is not None:
+            # A client whose broker is gone may retry for a long time; it is closed anyway.
+            with contextlib.suppress(TimeoutError, KafkaError):
+                await asyncio.wait_for(self._consumer.stop(), 2)
+            self._consumer = None
+
+    async def _read(self) -> None:
+        consumer = self._consumer
+        assert consumer is not None  # noqa: S101 - started before reading
+        while True:
+            try:
+                batches = await consumer.getmany(timeout_ms=1_000, max_records=self.max_records)
+            except KafkaError:
+                logger.exception("%s: reading failed; retrying", self.name)
+                await asyncio.sleep(1)
+                continue
+            self.last_fetch_at = time.monotonic()
+            for tp, records in batches.items():
+                if not records:
+                    continue
+                self._positions[tp] = records[-1].offset + 1
+                if tp.topic not in self.quiet_topics:
+                    self.fetch_wait.touch()
+                self.on_records(tp.topic, records)
+            # Some brokers (the embedded one) under-report a partition's end offset, so
+            # reaching it is not enough: the backlog is folded once a poll comes back short.
+            if not self.caught_up.is_set() and sum(map(len, batches.values())) < self.max_records:
+                positions = self._positions
+                if all(positions.get(tp, 0) >= end for tp, end in self._targets.items()):
+                    self.caught_up.set()
+
+
+async def partitions_of(
+    producer: AIOKafkaProducer, topics: Iterable[str], wait: float = 15.0
+) -> list[TopicPartition]:
+    """The partitions of ``topics``; a just-created topic may take a moment to appear."""
+    found: list[TopicPartition] = []
+    for topic in topics:
+        try:
+            # The producer's lookup waits for (and refreshes) the topic's metadata;
+            # a consumer's cached topic list would not.
+            parts = await asyncio.wait_for(producer.partitions_for(topic), wait)
+        except (KafkaError, TimeoutError):
+            raise BrokerUnavailable(
+                f"topic {topic} does not exist; run `kolony up` or `kolony topics create`"
+            ) from None
+        found.extend(TopicPartition(topic, p) for p in sorted(parts))
+    return found

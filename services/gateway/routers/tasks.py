@@ -1,0 +1,277 @@
+"""``/tasks``: create and delegate, report status, cancel, assign, complete, query."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, HTTPException, Path, Query
+from pydantic import AliasChoices, AwareDatetime, BaseModel, ConfigDict, Field
+
+from core.queries import TaskFilter
+from schemas.a2a import Artifact, Message
+from schemas.base import ENTITY_ID_PATTERN
+from schemas.events import ANY_EVENT
+from schemas.tasks import (
+    Capability,
+    Priority,
+    Reason,
+    Retries,
+    StateInput,
+    TaskAssignment,
+    TaskRecord,
+    TaskTtl,
+)
+from services import tasks
+from services.gateway.deps import HubDep
+
+router = APIRouter(prefix="/tasks", tags=["tasks"])
+
+Id = Annotated[str, Field(min_length=1, max_length=128, pattern=ENTITY_ID_PATTERN)]
+TaskId = Annotated[str, Path(min_length=1, max_length=128, pattern=ENTITY_ID_PATTERN)]
+HistoryLength = Annotated[
+    int | None, Query(ge=0, le=10_000, description="keep only the last N history messages")
+]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CreateTask(Strict):
+    """Thronglets' request (``context_id``, ``initial_message``, ``metadata``), and more."""
+
+    id: Id | None = Field(default=None, description="a task id of your own (default: a uuid)")
+    context_id: Id | None = None
+    initial_message: Message | Annotated[str, Field(max_length=100_000)] | None = None
+    metadata: dict[str, Any] | None = None
+    title: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    description: Annotated[str, Field(max_length=10_000)] | None = None
+    priority: Priority = Field(default=Priority.NORMAL, description="1 (low) to 4 (urgent)")
+    due_at: AwareDatetime | None = Field(
+        default=None, validation_alias=AliasChoices("due_at", "due_date")
+    )
+    ttl: TaskTtl | None = Field(default=None, description="seconds until the task expires")
+    input: Any = None
+    requester_id: Id | None = Field(
+        default=None, validation_alias=AliasChoices("requester_id", "creator_id", "requester")
+    )
+    assignee_id: Id | None = Field(
+        default=None, validation_alias=AliasChoices("assignee_id", "agent_id", "assignee")
+    )
+    capability: Capability | None = None
+    max_retries: Retries | None = None
+
+
+class StatusUpdate(Strict):
+    """A new state (A2A's, or a seed's spelling), with what the agent has to say."""
+
+    state: StateInput = Field(validation_alias=AliasChoices("state", "status"))
+    message: Message | Annotated[str, Field(max_length=100_000)] | None = None
+    artifacts: list[Artifact] = Field(default_factory=list, max_length=64)
+    result: Any = None
+    reason: Reason | None = None
+    agent_id: Id | None = Field(default=None, description="the reporting agent (the assignee)")
+
+
+class Completion(Strict):
+    result: Any = None
+    message: Message | Annotated[str, Field(max_length=100_000)] | None = None
+    artifacts: list[Artifact] = Field(default_factory=list, max_length=64)
+    agent_id: Id | None = None
+
+
+class Cancellation(Strict):
+    reason: Reason | None = None
+    agent_id: Id | None = Field(default=None, description="the requester or assignee cancelling")
+
+
+class Assignment(Strict):
+    agent_id: Id
+
+
+class TaskList(BaseModel):
+    """A2A's ``ListTasksResponse``."""
+
+    tasks: list[TaskRecord]
+    next_page_token: str | None = None
+    page_size: int
+    total_size: int
+
+
+class Deleted(BaseModel):
+    status: str = "deleted"
+    task_id: str
+
+
+@router.post("", response_model=TaskRecord, response_model_exclude_none=True)
+async def create_task(hub: HubDep, body: CreateTask) -> TaskRecord:
+    """Create a task for an agent (``assignee_id``) or a capability; answers once decided."""
+    new = tasks.NewTask(
+        task_id=body.id,
+        context_id=body.context_id,
+        title=body.title,
+        description=body.description,
+        priority=body.priority,
+        due_at=body.due_at,
+        ttl_seconds=body.ttl,
+        input=body.input,
+        initial_message=body.initial_message,
+        metadata=body.metadata,
+        requester_id=body.requester_id,
+        assignee_id=body.assignee_id,
+        capability=body.capability,
+        max_retries=body.max_retries,
+    )
+    return await tasks.create_task(hub, new)
+
+
+def _list(
+    hub: HubDep,
+    where: TaskFilter,
+    page_size: int,
+    page_token: str | None,
+    history_length: int | None,
+) -> TaskList:
+    try:
+        page = tasks.list_tasks(
+            hub, where, page_size=page_size, page_token=page_token, history_length=history_length
+        )
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from exc
+    return TaskList(
+        tasks=page.tasks,
+        next_page_token=page.next_page_token,
+        page_size=page.page_size,
+        total_size=page.total_size,
+    )
+
+
+PageSize = Annotated[int, Query(ge=1, le=1_000)]
+PageToken = Annotated[str | None, Query(max_length=200)]
+
+
+@router.get("", response_model=TaskList, response_model_exclude_none=True)
+async def list_tasks(
+    hub: HubDep,
+    context_id: Annotated[str | None, Query(max_length=128)] = None,
+    status: Annotated[list[StateInput] | None, Query(description="one or more states")] = None,
+    assignee: Annotated[str | None, Query(max_length=128)] = None,
+    requester: Annotated[str | None, Query(max_length=128)] = None,
+    capability: Annotated[str | None, Query(max_length=200)] = None,
+    priority: Annotated[Priority | None, Query()] = None,
+    pending: Annotated[bool | None, Query(description="submitted, not started")] = None,
+    open: Annotated[bool | None, Query(description="not finished")] = None,
+    overdue: Annotated[bool | None, Query(description="open and past due_at")] = None,
+    page_size: PageSize = 50,
+    page_token: PageToken = None,
+    history_length: HistoryLength = None,
+) -> TaskList:
+    where = TaskFilter(
+        context_id=context_id,
+        states=frozenset(status or ()),
+        assignee_id=assignee,
+        requester_id=requester,
+        capability=capability,
+        priority=priority,
+        pending=pending,
+        open=open,
+        overdue=overdue,
+    )
+    return _list(hub, where, page_size, page_token, history_length)
+
+
+@router.get("/pending", response_model=TaskList, response_model_exclude_none=True)
+async def pending_tasks(
+    hub: HubDep, page_size: PageSize = 50, page_token: PageToken = None
+) -> TaskList:
+    """Seed 003's pending view: submitted tasks nobody started yet."""
+    return _list(hub, TaskFilter(pending=True), page_size, page_token, None)
+
+
+@router.get("/overdue", response_model=TaskList, response_model_exclude_none=True)
+async def overdue_tasks(
+    hub: HubDep, page_size: PageSize = 50, page_token: PageToken = None
+) -> TaskList:
+    """Seed 003's overdue view: open tasks past their due time."""
+    return _list(hub, TaskFilter(overdue=True), page_size, page_token, None)
+
+
+@router.get("/agent/{agent_id}", response_model=TaskList, response_model_exclude_none=True)
+async def agent_tasks(
+    hub: HubDep, agent_id: TaskId, page_size: PageSize = 50, page_token: PageToken = None
+) -> TaskList:
+    """Seed 003's view of the tasks assigned to one agent."""
+    return _list(hub, TaskFilter(assignee_id=agent_id), page_size, page_token, None)
+
+
+@router.get("/{task_id}", response_model=TaskRecord, response_model_exclude_none=True)
+async def get_task(
+    hub: HubDep, task_id: TaskId, history_length: HistoryLength = None
+) -> TaskRecord:
+    return tasks.get_task(hub, task_id, history_length=history_length)
+
+
+@router.get("/{task_id}/assignments", response_model=list[TaskAssignment])
+async def assignments(hub: HubDep, task_id: TaskId) -> list[TaskAssignment]:
+    """Every assignment the task had, oldest first."""
+    return tasks.task_assignments(hub, task_id)
+
+
+@router.get("/{task_id}/events")
+async def task_events(hub: HubDep, task_id: TaskId) -> list[dict[str, Any]]:
+    """The task's whole history from the log, rejected commands included."""
+    return [
+        ANY_EVENT.dump_python(e, mode="json", exclude_none=True)
+        for e in tasks.task_events(hub, task_id)
+    ]
+
+
+@router.post("/{task_id}/status", response_model=TaskRecord, response_model_exclude_none=True)
+async def update_status(hub: HubDep, task_id: TaskId, body: StatusUpdate) -> TaskRecord:
+    """Report progress or an outcome; illegal transitions answer 409 with the reason."""
+    return await tasks.update_status(
+        hub,
+        task_id,
+        body.state,
+        message=body.message,
+        artifacts=body.artifacts,
+        result=body.result,
+        reason=body.reason,
+        agent_id=body.agent_id,
+    )
+
+
+@router.post("/{task_id}/complete", response_model=TaskRecord, response_model_exclude_none=True)
+async def complete_task(
+    hub: HubDep, task_id: TaskId, body: Annotated[Completion | None, Body()] = None
+) -> TaskRecord:
+    done = body or Completion()
+    return await tasks.complete_task(
+        hub,
+        task_id,
+        result=done.result,
+        message=done.message,
+        artifacts=done.artifacts,
+        agent_id=done.agent_id,
+    )
+
+
+@router.post("/{task_id}/cancel", response_model=TaskRecord, response_model_exclude_none=True)
+async def cancel_task(
+    hub: HubDep, task_id: TaskId, body: Annotated[Cancellation | None, Body()] = None
+) -> TaskRecord:
+    cancel = body or Cancellation()
+    return await tasks.cancel_task(hub, task_id, reason=cancel.reason, agent_id=cancel.agent_id)
+
+
+@router.post("/{task_id}/assign", response_model=TaskRecord, response_model_exclude_none=True)
+async def assign_task(hub: HubDep, task_id: TaskId, body: Assignment) -> TaskRecord:
+    """Hand the task to another agent (an operator's decision; the old assignee is told)."""
+    return await tasks.assign_task(hub, task_id, body.agent_id)
+
+
+@router.delete("/{task_id}", response_model=Deleted)
+async def delete_task(hub: HubDep, task_id: TaskId) -> Deleted:
+    """Remove the task from listings (cancelling it if open); its events stay in the log."""
+    await tasks.delete_task(hub, task_id)
+    return Deleted(task_id=task_id)

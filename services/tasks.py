@@ -1,0 +1,229 @@
+"""Task operations: the one place REST, CLI and MCP all call."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from core.queries import TaskFilter, page_of, select_tasks
+from schemas.a2a import Artifact, Message, Part, Role, TaskState
+from schemas.tasks import (
+    AssignTask,
+    CancelTask,
+    DeleteTask,
+    Priority,
+    SubmitTask,
+    TaskAssignment,
+    TaskEvent,
+    TaskRecord,
+    UpdateTaskStatus,
+)
+from services.hub import Hub
+from services.registry import get_agent, require_caught_up
+
+
+class UnknownTask(LookupError):
+    def __init__(self, task_id: str) -> None:
+        super().__init__(f"task {task_id!r} does not exist")
+        self.task_id = task_id
+
+
+@dataclass(frozen=True)
+class NewTask:
+    """What a requester asks for; see ``POST /tasks``."""
+
+    task_id: str | None = None
+    context_id: str | None = None
+    title: str | None = None
+    description: str | None = None
+    priority: Priority = Priority.NORMAL
+    due_at: datetime | None = None
+    ttl_seconds: float | None = None
+    input: Any = None
+    initial_message: Message | str | None = None
+    metadata: dict[str, Any] | None = None
+    requester_id: str | None = None
+    assignee_id: str | None = None
+    capability: str | None = None
+    max_retries: int | None = None
+
+
+@dataclass(frozen=True)
+class TaskPage:
+    tasks: list[TaskRecord]
+    next_page_token: str | None
+    page_size: int
+    total_size: int
+
+
+def _envelope(issued_by: str) -> dict[str, Any]:
+    return {"command_id": str(uuid.uuid4()), "issued_at": datetime.now(UTC), "issued_by": issued_by}
+
+
+def as_message(content: Message | str | None, role: Role = Role.AGENT) -> Message | None:
+    """A message from plain text (the seeds send strings) or an A2A ``Message``."""
+    if content is None or isinstance(content, Message):
+        return content
+    return Message(message_id=str(uuid.uuid4()), role=role, parts=[Part(text=content)])
+
+
+async def create_task(hub: Hub, new: NewTask, *, issued_by: str = "gateway") -> TaskRecord:
+    """Submit a task; it comes back as the decider recorded it (assigned if someone could)."""
+    for agent_id in (new.requester_id, new.assignee_id):
+        if agent_id is not None:
+            get_agent(hub, agent_id)  # unknown agents are a 404, before anything is published
+    task_id = new.task_id or str(uuid.uuid4())
+    command = SubmitTask(
+        **_envelope(issued_by),
+        task_id=task_id,
+        context_id=new.context_id,
+        title=new.title,
+        description=new.description,
+        priority=new.priority,
+        due_at=new.due_at,
+        ttl_seconds=new.ttl_seconds,
+        input=new.input,
+        initial_message=as_message(new.initial_message, Role.USER),
+        metadata=new.metadata,
+        requester_id=new.requester_id,
+        assignee_id=new.assignee_id,
+        capability=new.capability,
+        max_retries=new.max_retries,
+    )
+    await hub.execute(hub.topics.task_commands, task_id, command)
+    return _require(hub, task_id)
+
+
+async def update_status(
+    hub: Hub,
+    task_id: str,
+    state: TaskState,
+    *,
+    message: Message | str | None = None,
+    artifacts: list[Artifact] | None = None,
+    result: Any = None,
+    reason: str | None = None,
+    agent_id: str | None = None,
+    issued_by: str = "gateway",
+) -> TaskRecord:
+    command = UpdateTaskStatus(
+        **_envelope(issued_by),
+        task_id=task_id,
+        state=state,
+        message=as_message(message),
+        artifacts=artifacts or [],
+        result=result,
+        reason=reason,
+        agent_id=agent_id,
+    )
+    await hub.execute(hub.topics.task_commands, task_id, command)
+    return _require(hub, task_id)
+
+
+async def complete_task(
+    hub: Hub,
+    task_id: str,
+    *,
+    result: Any = None,
+    message: Message | str | None = None,
+    artifacts: list[Artifact] | None = None,
+    agent_id: str | None = None,
+    issued_by: str = "gateway",
+) -> TaskRecord:
+    return await update_status(
+        hub,
+        task_id,
+        TaskState.COMPLETED,
+        message=message,
+        artifacts=artifacts,
+        result=result,
+        agent_id=agent_id,
+        issued_by=issued_by,
+    )
+
+
+async def cancel_task(
+    hub: Hub,
+    task_id: str,
+    *,
+    reason: str | None = None,
+    agent_id: str | None = None,
+    issued_by: str = "gateway",
+) -> TaskRecord:
+    command = CancelTask(**_envelope(issued_by), task_id=task_id, reason=reason, agent_id=agent_id)
+    await hub.execute(hub.topics.task_commands, task_id, command)
+    return _require(hub, task_id)
+
+
+async def assign_task(
+    hub: Hub, task_id: str, agent_id: str, *, issued_by: str = "gateway"
+) -> TaskRecord:
+    get_agent(hub, agent_id)
+    command = AssignTask(**_envelope(issued_by), task_id=task_id, agent_id=agent_id)
+    await hub.execute(hub.topics.task_commands, task_id, command)
+    return _require(hub, task_id)
+
+
+async def delete_task(
+    hub: Hub, task_id: str, *, reason: str | None = None, issued_by: str = "gateway"
+) -> None:
+    command = DeleteTask(**_envelope(issued_by), task_id=task_id, reason=reason)
+    await hub.execute(hub.topics.task_commands, task_id, command)
+
+
+def get_task(hub: Hub, task_id: str, *, history_length: int | None = None) -> TaskRecord:
+    require_caught_up(hub)
+    return with_history(_require(hub, task_id), history_length)
+
+
+def list_tasks(
+    hub: Hub,
+    where: TaskFilter,
+    *,
+    page_size: int = 50,
+    page_token: str | None = None,
+    history_length: int | None = None,
+) -> TaskPage:
+    """Matching tasks, newest first, one page at a time (:class:`ValueError`: bad token)."""
+    require_caught_up(hub)
+    chosen = select_tasks(hub.board.tasks(), where, datetime.now(UTC))
+    page, next_token = page_of(chosen, page_size, page_token)
+    return TaskPage(
+        tasks=[with_history(t, history_length) for t in page],
+        next_page_token=next_token,
+        page_size=page_size,
+        total_size=len(chosen),
+    )
+
+
+def task_assignments(hub: Hub, task_id: str) -> list[TaskAssignment]:
+    require_caught_up(hub)
+    entry = hub.board.entry(task_id)
+    if entry is None or entry.deleted:
+        raise UnknownTask(task_id)
+    return list(entry.assignments)
+
+
+def task_events(hub: Hub, task_id: str) -> list[TaskEvent]:
+    """Everything the log says about the task, deleted ones included."""
+    require_caught_up(hub)
+    if hub.board.entry(task_id) is None:
+        raise UnknownTask(task_id)
+    return hub.board.events(task_id)
+
+
+def with_history(task: TaskRecord, history_length: int | None) -> TaskRecord:
+    """A2A's ``history_length``: keep only the last N messages (0: none)."""
+    if history_length is None or len(task.history) <= history_length:
+        return task
+    kept = task.history[-history_length:] if history_length else []
+    return task.model_copy(update={"history": kept})
+
+
+def _require(hub: Hub, task_id: str) -> TaskRecord:
+    task = hub.board.get(task_id)
+    if task is None:
+        raise UnknownTask(task_id)
+    return task

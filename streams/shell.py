@@ -1,0 +1,228 @@
+"""The Faust shell every decider runs in: commands in, events out, state in a table.
+
+One writer per key: a command is keyed by its entity id, and the worker owning that
+partition of the command topic decides it against the entity's state in the table,
+publishes the events to the event topic (same key, same partition count) and writes the
+new state back, which Faust records in the table's changelog.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import weakref
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
+
+import faust
+from faust import streams as faust_streams
+from pydantic import TypeAdapter, ValidationError
+
+from core.envelopes import rejection
+from kolony.fetchwait import AdaptiveFetchWait
+from kolony.settings import Settings
+from schemas.base import CommandRejected
+from streams.codec import raw_topic
+from streams.partitioning import partition_for
+
+logger = logging.getLogger(__name__)
+
+C = TypeVar("C")  # a command
+E = TypeVar("E")  # an event
+S = TypeVar("S")  # an entity's state
+
+
+class BatchDecider(Generic[C, E, S]):
+    """Faust shell around a pure decider; subclasses say how to decide and what follows."""
+
+    command_adapter: TypeAdapter[Any]
+    event_adapter: TypeAdapter[Any]
+    state_codec: str
+
+    def __init__(
+        self,
+        app: faust.App,
+        settings: Settings,
+        *,
+        commands: str,
+        events: str,
+        table: str,
+        name: str,
+    ) -> None:
+        self.app = app
+        self.settings = settings
+        n = settings.partitions
+        self.commands = raw_topic(app, commands, n)
+        self.events = raw_topic(app, events, n)
+        # Keys must serialise to the same bytes as command keys, so that Kafka's
+        # partitioner puts an entity's commands, events and state in one partition.
+        changelog = app.topic(
+            settings.topics.changelog(table),
+            partitions=n,
+            key_type=str,
+            value_type=None,
+            key_serializer="raw",
+            value_serializer=self.state_codec,
+            compacting=True,
+            deleting=False,
+            acks=False,
+            internal=True,
+        )
+        self.table = app.Table(
+            table,
+            partitions=n,
+            key_type=str,
+            value_type=None,
+            use_partitioner=True,
+            changelog_topic=changelog,
+        )
+        # Faust derives a table's serializers from its types (JSON keys); Kolony's keys
+        # are raw UTF-8 like the command keys, and values go through the pydantic codec.
+        table_internals: Any = self.table
+        table_internals.key_serializer = "raw"
+        table_internals.value_serializer = self.state_codec
+        self.decided = 0
+        self._fetch_wait: AdaptiveFetchWait | None = getattr(app, "fetch_wait", None)
+        app.agent(self.commands, name=name)(self._decide_stream)
+
+    # what subclasses provide
+
+    def key_of(self, command: C) -> str:
+        raise NotImplementedError
+
+    def initial(self) -> S:
+        raise NotImplementedError
+
+    def decide(self, command: C, state: S, now: datetime) -> list[E]:
+        raise NotImplementedError
+
+    def evolve(self, state: S, event: E) -> S:
+        raise NotImplementedError
+
+    def decided_one(
+        self, key: str, command: C, before: S, after: S, events: list[E], now: datetime
+    ) -> None:
+        """Called after each command was decided (its events are published already)."""
+
+    async def ready(self) -> None:
+        """Awaited before each batch: a decider that needs more than its table waits here."""
+
+    # the shell
+
+    async def _decide_stream(self, stream: Any) -> None:
+        """Decide whatever has arrived, as one batch, then ack it.
+
+        Iterating a Faust stream costs several event-loop turns per event, far more than
+        deciding a command; so the decider drains its channel's queue directly. Events
+        are acked only after their batch was decided, so a commit (which first flushes the
+        producer) never covers a command whose results were not sent. If deciding fails,
+        nothing is acked: the agent crashes loudly and the batch is decided again later.
+        """
+        channel = aiter(stream.channel)  # registers the subscription, as iteration would
+        queue = channel.queue
+        limit = self.settings.batch_max
+        while True:
+            try:
+                batch = [await queue.get()]
+            except StopAsyncIteration:
+                return  # Faust ends the channel this way when the worker stops
+            await self.ready()
+            while len(batch) < limit and not queue.empty():
+                batch.append(queue.get_nowait())
+            self.decide_batch(batch)
+            for event in batch:
+                event.ack()
+
+    def decide_batch(self, batch: Sequence[Any]) -> None:
+        """Decide a batch of command records; synchronous, so it is atomic per batch."""
+        if self._fetch_wait is not None:
+            self._fetch_wait.touch()
+        now = datetime.now(UTC)
+        dirty: dict[str, tuple[S, Any]] = {}
+        n = self.settings.partitions
+        for record in batch:
+            message = record.message
+            raw_key: bytes | None = message.key
+            try:
+                command = self.command_adapter.validate_json(message.value)
+            except ValidationError as exc:
+                self.publish(raw_key, _undecodable(raw_key, exc, now))
+                continue
+            key = self.key_of(command)
+            key_bytes = key.encode()
+            if raw_key is not None and raw_key != key_bytes:
+                reason = f"record key {raw_key!r} must equal the command's entity id {key!r}"
+                self.publish(key_bytes, _misrouted(command, key, now, reason))
+                continue
+            owner = partition_for(key_bytes, n)
+            if message.partition != owner:
+                # Produced with another partitioner (librdkafka's default, say): hand it
+                # to the partition that owns the entity, which decides it.
+                self.commands.send_soon(key=key_bytes, value=message.value, partition=owner)
+                continue
+            before = dirty[key][0] if key in dirty else self.table.get(key) or self.initial()
+            events = self.decide(command, before, now)
+            state = before
+            for event in events:
+                state = self.evolve(state, event)
+                self.publish(key_bytes, event)
+            if state is not before:
+                dirty[key] = (state, record)
+            self.decided_one(key, command, before, state, events, now)
+            self.decided += 1
+        for key, (state, record) in dirty.items():
+            with _event_context(record):
+                self.table[key] = state
+
+    def publish(self, key: bytes | None, event: E | CommandRejected) -> None:
+        self.events.send_soon(key=key, value=self.event_adapter.dump_json(event, exclude_none=True))
+
+    def send_command(self, key: str, command: Any) -> None:
+        """Send a command of the worker's own (a timer's) to the partition that owns ``key``."""
+        key_bytes = key.encode()
+        self.commands.send_soon(
+            key=key_bytes,
+            value=command.model_dump_json(exclude_none=True).encode(),
+            partition=partition_for(key_bytes, self.settings.partitions),
+        )
+
+    def owned_partitions(self) -> set[int]:
+        topic = self.commands.get_topic_name()
+        return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == topic}
+
+    def owns(self, key: str, owned: set[int]) -> bool:
+        return partition_for(key.encode(), self.settings.partitions) in owned
+
+
+@contextlib.contextmanager
+def _event_context(record: Any) -> Iterator[None]:
+    """Make ``record`` Faust's current event while writing its key to the table.
+
+    Faust's RocksDB store picks the partition database from the current event, which
+    batch deciding does not set; this is the context variable Faust's own streams set.
+    """
+    token = faust_streams._current_event.set(weakref.ref(record))
+    try:
+        yield
+    finally:
+        faust_streams._current_event.reset(token)
+
+
+def rejected(events: Sequence[Any]) -> bool:
+    return any(isinstance(e, CommandRejected) for e in events)
+
+
+def _misrouted(command: Any, key: str, now: datetime, reason: str) -> CommandRejected:
+    return rejection(
+        command.command_id, command.correlation_id, command.type, key, now, "invalid", reason
+    )
+
+
+def _undecodable(raw_key: bytes | None, exc: ValidationError, now: datetime) -> CommandRejected:
+    entity = raw_key.decode(errors="replace") if raw_key else None
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}"
+        for err in exc.errors()[:5]
+    )
+    return rejection(None, None, None, entity, now, "invalid", f"undecodable command: {problems}")
