@@ -1,4 +1,4 @@
-"""``kolony events tail``: print the event log, newest last, optionally following it."""
+"""``kolony events tail``: print the agent and task event logs, oldest first; or follow them."""
 
 from __future__ import annotations
 
@@ -10,18 +10,30 @@ from pydantic import ValidationError
 
 from kolony.kafka import client_options, read_backlog
 from kolony.settings import Settings
-from schemas.registry import AGENT_EVENT, AgentEvent
+from schemas.events import ANY_EVENT, AnyEvent, subject_of
 
 
-def describe(event: AgentEvent) -> str:
-    subject = getattr(event, "agent_id", None) or getattr(event, "entity_id", None) or "-"
+def describe(event: AnyEvent) -> str:
+    subject = subject_of(event) or "-"
     detail = ""
-    if event.type == "command.rejected":
-        detail = f"{event.code}: {event.reason}"
-    elif event.type == "agent.status_changed":
-        detail = f"{event.previous} -> {event.status}"
-    elif event.type in ("agent.registered", "agent.renewed"):
-        detail = f"{event.card.name} {event.card.version}"
+    match event.type:
+        case "command.rejected":
+            detail = f"{event.code}: {event.reason}"
+        case "agent.status_changed":
+            detail = f"{event.previous} -> {event.status}"
+        case "agent.registered" | "agent.renewed":
+            detail = f"{event.card.name} {event.card.version}"
+        case "task.submitted":
+            assignee = event.assignment.agent_id if event.assignment else "waiting"
+            detail = f"{event.task.title or ''} -> {assignee}".strip()
+        case "task.assigned":
+            detail = f"-> {event.assignment.agent_id} ({event.assignment.reason})"
+        case "task.released":
+            detail = event.reason
+        case "task.status_changed":
+            detail = f"{event.previous} -> {event.state}" + (
+                f" ({event.reason})" if event.reason else ""
+            )
     at = event.occurred_at.isoformat(timespec="milliseconds")
     return f"{at}  {event.type:26} {subject}  {detail}".rstrip()
 
@@ -39,9 +51,10 @@ async def tail(
     await consumer.start()
     try:
         await consumer.topics()
-        topic = settings.topics.agent_events
         partitions = [
-            TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])
+            TopicPartition(topic, p)
+            for topic in (settings.topics.agent_events, settings.topics.task_events)
+            for p in sorted(consumer.partitions_for_topic(topic) or [])
         ]
         consumer.assign(partitions)
         starts = await consumer.beginning_offsets(partitions)
@@ -67,10 +80,10 @@ def _print(
     value: bytes, type_prefix: str | None, as_json: bool, echo: Callable[[str], None]
 ) -> None:
     try:
-        event = AGENT_EVENT.validate_json(value)
+        event = ANY_EVENT.validate_json(value)
     except ValidationError:
         echo(f"(undecodable event: {value[:80]!r})")
         return
     if type_prefix and not event.type.startswith(type_prefix):
         return
-    echo(AGENT_EVENT.dump_json(event, exclude_none=True).decode() if as_json else describe(event))
+    echo(ANY_EVENT.dump_json(event, exclude_none=True).decode() if as_json else describe(event))

@@ -10,8 +10,10 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from schemas.a2a import AgentCard, Message, Task
+from schemas.inbox import INBOX_ITEM
 from schemas.registry import AGENT_COMMAND, AGENT_EVENT, AgentState, RegisteredAgent
 from schemas.system import WorkerBeacon
+from schemas.tasks import TASK_COMMAND, TASK_ENTRY, TASK_EVENT, TaskRecord
 
 SCHEMAS: dict[str, TypeAdapter[Any]] = {
     "agent-command": AGENT_COMMAND,
@@ -21,6 +23,11 @@ SCHEMAS: dict[str, TypeAdapter[Any]] = {
     "agent-card": TypeAdapter(AgentCard),
     "message": TypeAdapter(Message),
     "task": TypeAdapter(Task),
+    "task-command": TASK_COMMAND,
+    "task-event": TASK_EVENT,
+    "task-entry": TASK_ENTRY,
+    "task-record": TypeAdapter(TaskRecord),
+    "inbox-item": INBOX_ITEM,
     "worker-beacon": TypeAdapter(WorkerBeacon),
 }
 

@@ -10,13 +10,14 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from core import registry
+from core import registry, tasks
 from core.ids import agent_id_for
 from kolony.kafka import client_options, read_backlog
 from kolony.settings import Settings
 from schemas.a2a import AgentCard
 from schemas.registry import AGENT_EVENT, AGENT_STATE, AgentState, RegisterAgent
-from schemas.topics import AGENTS_TABLE
+from schemas.tasks import TASK_ENTRY, TASK_EVENT, SubmitTask, TaskEntry
+from schemas.topics import AGENTS_TABLE, TASKS_TABLE
 from tests.conftest import _all_partitions_owned, wait_for
 from tests.e2e.test_registry import card
 
@@ -47,6 +48,24 @@ async def rebuilt_from_events(settings: Settings) -> dict[str, AgentState]:
     return states
 
 
+async def tasks_from_events(settings: Settings) -> dict[str, TaskEntry]:
+    entries: dict[str, TaskEntry] = {}
+    records = await read_topic(settings, settings.topics.task_events)
+    for record in sorted(records, key=lambda r: (r.partition, r.offset)):
+        event = TASK_EVENT.validate_json(record.value)
+        key = record.key.decode()
+        if event.type != "command.rejected":
+            entries[key] = tasks.evolve(entries.get(key, tasks.initial_state()), event)
+    return entries
+
+
+async def tasks_from_changelog(settings: Settings) -> dict[str, TaskEntry]:
+    return {
+        record.key.decode(): TASK_ENTRY.validate_json(record.value)
+        for record in await read_topic(settings, settings.topics.changelog(TASKS_TABLE))
+    }
+
+
 async def table_from_changelog(settings: Settings) -> dict[str, AgentState]:
     table: dict[str, AgentState] = {}
     for record in await read_topic(settings, settings.topics.changelog(AGENTS_TABLE)):
@@ -67,6 +86,17 @@ async def test_rebuilding_from_the_event_log_gives_the_table(stack: Any) -> None
     await client.put(f"/agents/{ids[2]}/status", json={"status": "error"})
     await client.delete(f"/agents/{ids[3]}")
     await client.delete(f"/agents/{ids[3]}")  # rejected: changes nothing
+    # Tasks in every state the timers and commands can put them in.
+    work = [
+        (await client.post("/tasks", json={"assignee_id": ids[4], "title": f"t{i}"})).json()["id"]
+        for i in range(4)
+    ]
+    await client.post(f"/tasks/{work[0]}/status", json={"state": "working", "message": "on it"})
+    await client.post(f"/tasks/{work[0]}/complete", json={"result": {"n": 1}})
+    await client.post(f"/tasks/{work[1]}/cancel", json={"reason": "no longer needed"})
+    await client.post(f"/tasks/{work[2]}/assign", json={"agent_id": ids[0]})
+    await client.delete(f"/tasks/{work[3]}")
+    await client.post("/tasks", json={"capability": "nobody", "ttl": 1})
     for _ in range(10):
         await client.post(f"/agents/{ids[4]}/heartbeat")
         await asyncio.sleep(0.25)
@@ -99,12 +129,38 @@ async def test_rebuilding_from_the_event_log_gives_the_table(stack: Any) -> None
         view_matches, timeout=10, what="the gateway's read model to equal the table", interval=0.5
     )
 
+    async def same_tasks() -> bool:
+        table = await tasks_from_changelog(hub.settings)
+        return table == await tasks_from_events(hub.settings) and all(
+            hub.hub.board.entry(k) == v for k, v in table.items()
+        )
+
+    await wait_for(
+        same_tasks,
+        timeout=20,
+        what="the task changelog and read model to equal the fold of the task events",
+        interval=0.5,
+    )
+    table = await tasks_from_changelog(hub.settings)
+    assert len(table) == 5
+    assert {e.task.status.state for e in table.values() if e.task} == {
+        "completed",
+        "cancelled",
+        "submitted",
+        "expired",
+    }
+
 
 async def test_a_killed_worker_loses_nothing(stack: Any, start_worker: Any) -> None:
     hub = await stack(agent_ttl=4)
     client = hub.client
     first = (await client.post("/agents", json=card("survivor"))).json()
     mortal = (await client.post("/agents", json=card("mortal"))).json()
+    in_flight = (
+        await client.post("/tasks", json={"assignee_id": first["agent_id"], "title": "keep me"})
+    ).json()
+    working = await client.post(f"/tasks/{in_flight['id']}/status", json={"state": "working"})
+    assert working.status_code == 200, working.text
     # Kill the worker without any chance to shut down.
     for process in _workers(start_worker):
         process.kill()
@@ -118,14 +174,30 @@ async def test_a_killed_worker_loses_nothing(stack: Any, start_worker: Any) -> N
         card=late_card,
     )
     await hub.hub.publish(hub.settings.topics.agent_commands, late.agent_id, late)
+    late_task = SubmitTask(
+        command_id=str(uuid.uuid4()),
+        issued_at=datetime.now(UTC),
+        task_id="submitted-while-down",
+        assignee_id=first["agent_id"],
+    )
+    await hub.hub.publish(hub.settings.topics.task_commands, late_task.task_id, late_task)
 
     start_worker(hub.settings)
     await wait_for(
         lambda: (
-            _all_partitions_owned(hub.hub, hub.settings) and hub.hub.directory.get(late.agent_id)
+            _all_partitions_owned(hub.hub, hub.settings)
+            and hub.hub.directory.get(late.agent_id)
+            and hub.hub.board.get(late_task.task_id)
         ),
         timeout=90,
-        what="a new worker to take over and decide the waiting command",
+        what="a new worker to take over and decide the waiting commands",
+        detail=lambda: (
+            f"partitions owned: {_all_partitions_owned(hub.hub, hub.settings)}, "
+            f"late agent: {hub.hub.directory.get(late.agent_id) is not None}, "
+            f"late task: {hub.hub.board.get(late_task.task_id) is not None}\n"
+            f"workers: {hub.hub.live_workers()}\n"
+            + "\n".join(p.log()[-3000:] for p in _workers(start_worker))
+        ),
     )
 
     # State came back from the changelog: this is a renewal, not a first registration.
@@ -136,6 +208,16 @@ async def test_a_killed_worker_loses_nothing(stack: Any, start_worker: Any) -> N
         e for e in hub.hub.feed.recent(1000) if getattr(e, "agent_id", None) == first["agent_id"]
     ][-1]
     assert last.type == "agent.renewed" and last.seq == 2
+
+    # The task in flight is where it was, and can be finished.
+    done = await client.post(f"/tasks/{in_flight['id']}/complete", json={"result": "ok"})
+    assert done.status_code == 200, done.text
+    history = hub.hub.board.events(in_flight["id"])
+    assert [e.type for e in history] == [
+        "task.submitted",
+        "task.status_changed",
+        "task.status_changed",
+    ], history
 
     # Liveness came back too: the silent agent still expires.
     await wait_for(

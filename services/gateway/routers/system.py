@@ -29,6 +29,12 @@ def hub_card(base_url: str) -> AgentCard:
                 description="Register agents and discover them by capability",
                 tags=["registry", "discovery"],
             ),
+            AgentSkill(
+                id="task-delegation",
+                name="Task Delegation",
+                description="Delegate tasks to agents by id or capability and track them",
+                tags=["tasks", "delegation", "routing"],
+            ),
         ],
         default_input_modes=["application/json"],
         default_output_modes=["application/json"],
@@ -45,7 +51,11 @@ async def health(hub: HubDep) -> JSONResponse:
         "status": "ok" if ready else "degraded",
         "time": datetime.now(UTC).isoformat(),
         "broker": {"reachable": broker_ok},
-        "read_model": {"caught_up": hub.caught_up, "agents": len(hub.directory.agents())},
+        "read_model": {
+            "caught_up": hub.caught_up,
+            "agents": len(hub.directory.agents()),
+            "tasks": len(hub.board.tasks()),
+        },
         "workers": [
             {
                 "worker_id": w.worker_id,
@@ -53,6 +63,8 @@ async def health(hub: HubDep) -> JSONResponse:
                 "active_partitions": list(w.active_partitions),
                 "agents_owned": w.agents_owned,
                 "commands_decided": w.commands_decided,
+                "tasks_open": w.tasks_open,
+                "network_view_caught_up": w.network_view_caught_up,
             }
             for w in workers
         ],
@@ -80,9 +92,13 @@ async def system_info(request: Request, hub: HubDep, settings: SettingsDep) -> d
             "topics": {
                 "agent_commands": topics.agent_commands,
                 "agent_events": topics.agent_events,
+                "task_commands": topics.task_commands,
+                "task_events": topics.task_events,
+                "agent_inbox": topics.agent_inbox,
                 "system": topics.system,
             },
             "partitions": settings.partitions,
+            "inbox_partitions": settings.inbox_partitions,
         },
         "health": {
             "agents_count": len(hub.directory.agents()),
