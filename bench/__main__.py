@@ -101,6 +101,16 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
         report["heartbeats_decided_per_s"] = round(decided)
         report["heartbeats_published_per_s"] = round(published)
 
+        print(f"# delegation round trip at {args.task_rate:g}/s", file=sys.stderr)
+        delegation = await kolony_bench.delegation_round_trip(
+            settings, args.task_rate, args.seconds
+        )
+        report["delegation"] = {"rate_per_s": args.task_rate, **asdict(delegation)}
+        print("# task commands decided by one worker", file=sys.stderr)
+        decided, published = await kolony_bench.task_commands_per_second(settings, args.tasks)
+        report["task_commands_decided_per_s"] = round(decided)
+        report["task_commands_published_per_s"] = round(published)
+
         gateway = KolonyProcess(
             ["gateway", "--log-level", "warning"], settings, workdir / "gateway.log"
         ).start()
@@ -121,7 +131,8 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
 def markdown(report: dict[str, object]) -> str:
     rt = report["raw_round_trip"]
     post = report["post_agents"]
-    assert isinstance(rt, dict) and isinstance(post, dict)
+    delegation = report["delegation"]
+    assert isinstance(rt, dict) and isinstance(post, dict) and isinstance(delegation, dict)
     return "\n".join(
         [
             f"Run {report['when']} on {report['machine']}; broker: {report['broker']}.",
@@ -136,6 +147,11 @@ def markdown(report: dict[str, object]) -> str:
             f"| `POST /agents` at {post['rate_per_s']:g}/s | p50 {post['p50_ms']:.2f} ms, "
             f"p99 {post['p99_ms']:.2f} ms, max {post['max_ms']:.2f} ms ({post['count']} ok, "
             f"{post['failures']} failed) |",
+            f"| delegation round trip at {delegation['rate_per_s']:g} tasks/s | "
+            f"p50 {delegation['p50_ms']:.2f} ms, p99 {delegation['p99_ms']:.2f} ms, "
+            f"max {delegation['max_ms']:.2f} ms ({delegation['count']} tasks) |",
+            f"| task commands decided by one worker | "
+            f"{report['task_commands_decided_per_s']:,} /s |",
         ]
     )
 
@@ -148,6 +164,8 @@ if __name__ == "__main__":
     parser.add_argument("--heartbeats", type=int, default=200_000)
     parser.add_argument("--rate", type=float, default=100.0, help="POST /agents per second")
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--task-rate", type=float, default=200.0, help="delegations per second")
+    parser.add_argument("--tasks", type=int, default=20_000, help="tasks for the throughput run")
     result = asyncio.run(main(parser.parse_args()))
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{result['when']}.json".replace(":", "-")).write_text(json.dumps(result, indent=2))

@@ -1,11 +1,14 @@
-"""Kolony under load: heartbeats decided per second, and POST /agents latency."""
+"""Kolony under load: heartbeats and task commands decided per second, POST /agents latency,
+and the delegation round trip."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -13,9 +16,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from bench.stats import Latency
 from core.ids import agent_id_for
 from kolony.settings import Settings
-from schemas.a2a import AgentCard
+from schemas.a2a import AgentCard, AgentSkill, TaskState
+from schemas.inbox import INBOX_ITEM, InboxItem
 from schemas.registry import RecordHeartbeat, RegisterAgent
 from schemas.system import WORKER_BEACON, WorkerBeacon
+from schemas.tasks import SubmitTask, UpdateTaskStatus
+from streams.partitioning import partition_for
 
 
 class Beacons:
@@ -163,3 +169,182 @@ async def register_latency(
             tasks.append(asyncio.create_task(one(i)))
         await asyncio.gather(*tasks)
     return Latency.of(latencies), failures
+
+
+class InboxReader:
+    """One agent's partition of the inbox, as an agent reads it (docs/protocol.md)."""
+
+    def __init__(self, settings: Settings, agent_id: str) -> None:
+        self.settings = settings
+        self.key = agent_id.encode()
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.bootstrap_servers,
+            fetch_max_wait_ms=settings.fetch_max_wait_ms,
+        )
+
+    async def start(self) -> None:
+        await self.consumer.start()
+        n = self.settings.inbox_partitions
+        tp = TopicPartition(self.settings.topics.agent_inbox, partition_for(self.key, n))
+        self.consumer.assign([tp])
+        await self.consumer.seek_to_end(tp)
+        await self.consumer.position(tp)
+
+    async def items(self) -> AsyncIterator[InboxItem]:
+        while True:
+            for records in (await self.consumer.getmany(timeout_ms=200)).values():
+                for record in records:
+                    if record.key == self.key:
+                        yield INBOX_ITEM.validate_json(record.value)
+
+
+async def _register_directly(
+    producer: AIOKafkaProducer, settings: Settings, name: str, skill: str
+) -> str:
+    agent_id = agent_id_for(name, "1")
+    card = AgentCard(name=name, version="1", skills=[AgentSkill(id=skill, name=skill)])
+    command = RegisterAgent(
+        command_id=str(uuid.uuid4()),
+        issued_at=datetime.now(UTC),
+        agent_id=agent_id,
+        card=card,
+        ttl_seconds=600,
+    )
+    await producer.send_and_wait(
+        settings.topics.agent_commands,
+        command.model_dump_json(exclude_none=True).encode(),
+        key=agent_id.encode(),
+    )
+    return agent_id
+
+
+async def delegation_round_trip(settings: Settings, rate: float, seconds: float) -> Latency:
+    """Agents speaking Kafka directly: a requester submits tasks for a capability at ``rate``
+    per second (open loop); the agent with it receives each from its inbox and completes it;
+    the time runs until the requester's inbox says ``completed``."""
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, linger_ms=0)
+    await producer.start()
+    requester = await _register_directly(producer, settings, "bench-requester", "asking")
+    worker = await _register_directly(producer, settings, "bench-worker", "bench-work")
+    requester_inbox, worker_inbox = InboxReader(settings, requester), InboxReader(settings, worker)
+    await requester_inbox.start()
+    await worker_inbox.start()
+    started: dict[str, float] = {}
+    finished: dict[str, float] = {}
+
+    async def send(topic: str, key: str, command: Any) -> None:
+        await producer.send_and_wait(
+            topic, command.model_dump_json(exclude_none=True).encode(), key=key.encode()
+        )
+
+    async def work() -> None:
+        async for item in worker_inbox.items():
+            if item.type == "inbox.task_assigned":
+                done = UpdateTaskStatus(
+                    command_id=str(uuid.uuid4()),
+                    issued_at=datetime.now(UTC),
+                    task_id=item.task.id,
+                    state=TaskState.COMPLETED,
+                    agent_id=worker,
+                    result={"ok": True},
+                )
+                await send(settings.topics.task_commands, item.task.id, done)
+
+    async def observe() -> None:
+        async for item in requester_inbox.items():
+            if item.type == "inbox.task_updated" and item.task.status.state == "completed":
+                finished.setdefault(item.task.id, time.perf_counter())
+
+    async def submit(i: int) -> str:
+        task_id = f"bench-{uuid.uuid4().hex}"
+        command = SubmitTask(
+            command_id=str(uuid.uuid4()),
+            issued_at=datetime.now(UTC),
+            task_id=task_id,
+            capability="bench-work",
+            requester_id=requester,
+            title=f"task {i}",
+        )
+        started[task_id] = time.perf_counter()
+        await send(settings.topics.task_commands, task_id, command)
+        return task_id
+
+    async def until(done: Any, within: float) -> None:
+        deadline = time.monotonic() + within
+        while not done():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(finished)} of {len(started)} tasks came back")
+            await asyncio.sleep(0.05)  # noqa: ASYNC110 - waiting on other tasks' results
+
+    helpers = [asyncio.create_task(work()), asyncio.create_task(observe())]
+    try:
+        # Warm up: until tasks come back (the worker's view has seen both agents), then 50 more.
+        first = await submit(0)
+        await until(lambda: first in finished, 60)
+        warm = [await submit(i) for i in range(50)]
+        await until(lambda: all(t in finished for t in warm), 60)
+        started.clear()
+        finished.clear()
+        total = int(rate * seconds)
+        begin = time.perf_counter()
+        sends = []
+        for i in range(total):
+            await asyncio.sleep(max(0.0, begin + i / rate - time.perf_counter()))
+            sends.append(asyncio.create_task(submit(i)))
+        await asyncio.gather(*sends)
+        await until(lambda: len(finished) >= len(started), 60)
+        return Latency.of([(finished[t] - started[t]) * 1000 for t in started])
+    finally:
+        for helper in helpers:
+            helper.cancel()
+        await asyncio.gather(*helpers, return_exceptions=True)
+        await requester_inbox.consumer.stop()
+        await worker_inbox.consumer.stop()
+        await producer.stop()
+
+
+async def task_commands_per_second(settings: Settings, tasks: int) -> tuple[float, float]:
+    """Publish ``tasks`` submissions (each pinned to an agent, so each is delivered), then a
+    completion for each, as fast as possible; returns (decided per second, published per
+    second), counting both kinds of command."""
+    beacons = Beacons(settings)
+    await beacons.start()
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers, linger_ms=5, max_batch_size=512 * 1024
+    )
+    await producer.start()
+    topic = settings.topics.task_commands
+    now = datetime.now(UTC)
+    assignee = agent_id_for("bench-worker", "1")
+    ids = [f"load-{uuid.uuid4().hex}" for _ in range(tasks)]
+    envelope = {"issued_at": now, "issued_by": "bench"}
+    encoded = [
+        (t.encode(), SubmitTask(command_id=f"s-{t}", task_id=t, assignee_id=assignee, **envelope))
+        for t in ids
+    ] + [
+        (
+            t.encode(),
+            UpdateTaskStatus(
+                command_id=f"c-{t}", task_id=t, state=TaskState.COMPLETED, result=1, **envelope
+            ),
+        )
+        for t in ids
+    ]
+    payloads = [(k, c.model_dump_json(exclude_none=True).encode()) for k, c in encoded]
+    try:
+        await beacons.wait_for_worker(60)
+        base = beacons.decided()
+        started = time.perf_counter()
+        pending = []
+        for key, value in payloads:
+            pending.append(await producer.send(topic, value, key=key))
+            if len(pending) >= 5_000:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+        published = len(payloads) / (time.perf_counter() - started)
+        finished = await beacons.wait_decided(base + len(payloads), 300)
+        return len(payloads) / (finished - started), published
+    finally:
+        await producer.stop()
+        await beacons.stop()
