@@ -52,6 +52,7 @@ class LogFollower:
         self._tasks: list[asyncio.Task[None]] = []
         self._targets: dict[TopicPartition, int] = {}
         self._positions: dict[TopicPartition, int] = {}
+        self._reached_targets = False
 
     async def start(self, producer: AIOKafkaProducer, wait: float = 15.0) -> None:
         """Assign every partition and start reading from offset 0 (returns at once)."""
@@ -110,12 +111,18 @@ class LogFollower:
                 if tp.topic not in self.quiet_topics:
                     self.fetch_wait.touch()
                 self.on_records(tp.topic, records)
-            # Some brokers (the embedded one) under-report a partition's end offset, so
-            # reaching it is not enough: the backlog is folded once a poll comes back short.
-            if not self.caught_up.is_set() and sum(map(len, batches.values())) < self.max_records:
-                positions = self._positions
-                if all(positions.get(tp, 0) >= end for tp, end in self._targets.items()):
-                    self.caught_up.set()
+            if not self.caught_up.is_set():
+                self._check_caught_up(sum(map(len, batches.values())))
+
+    def _check_caught_up(self, polled: int) -> None:
+        """Some brokers (the embedded one) under-report a partition's end offset by up to a
+        batch, so reaching it is not enough: the backlog counts as folded once a poll after
+        reaching it comes back short, or one more poll was read (under sustained traffic
+        every poll is full, and the log is then as folded as it will get)."""
+        reached = all(self._positions.get(tp, 0) >= end for tp, end in self._targets.items())
+        if reached and (self._reached_targets or polled < self.max_records):
+            self.caught_up.set()
+        self._reached_targets = reached
 
 
 async def partitions_of(

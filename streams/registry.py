@@ -12,6 +12,7 @@ from kolony.settings import Settings
 from schemas.registry import (
     AGENT_COMMAND,
     AGENT_EVENT,
+    AGENT_STATE,
     AgentCommand,
     AgentEvent,
     AgentState,
@@ -38,6 +39,7 @@ class RegistryProcessor(BatchDecider[AgentCommand, AgentEvent, AgentState]):
 
     command_adapter = AGENT_COMMAND
     event_adapter = AGENT_EVENT
+    state_adapter = AGENT_STATE
     state_codec = AGENT_STATE_CODEC
 
     def __init__(self, app: faust.App, settings: Settings) -> None:

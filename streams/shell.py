@@ -38,7 +38,8 @@ class BatchDecider(Generic[C, E, S]):
 
     command_adapter: TypeAdapter[Any]
     event_adapter: TypeAdapter[Any]
-    state_codec: str
+    state_adapter: TypeAdapter[Any]
+    state_codec: str  # the same serialisation, registered with Faust
 
     def __init__(
         self,
@@ -83,6 +84,11 @@ class BatchDecider(Generic[C, E, S]):
         table_internals.key_serializer = "raw"
         table_internals.value_serializer = self.state_codec
         self.decided = 0
+        self._changelog = changelog.get_topic_name()
+        # Records of the batch being decided, sent straight through the producer. Under
+        # exactly-once they go through Faust, whose transactions must include them.
+        self._direct = not settings.exactly_once
+        self._outbox: list[tuple[str, bytes | None, bytes, int, Any]] = []
         self._fetch_wait: AdaptiveFetchWait | None = getattr(app, "fetch_wait", None)
         app.agent(self.commands, name=name)(self._decide_stream)
 
@@ -131,6 +137,7 @@ class BatchDecider(Generic[C, E, S]):
             while len(batch) < limit and not queue.empty():
                 batch.append(queue.get_nowait())
             self.decide_batch(batch)
+            await self._send_outbox()
             for event in batch:
                 event.ack()
 
@@ -147,13 +154,14 @@ class BatchDecider(Generic[C, E, S]):
             try:
                 command = self.command_adapter.validate_json(message.value)
             except ValidationError as exc:
-                self.publish(raw_key, _undecodable(raw_key, exc, now))
+                self.publish(raw_key, _undecodable(raw_key, exc, now), message.partition)
                 continue
             key = self.key_of(command)
             key_bytes = key.encode()
             if raw_key is not None and raw_key != key_bytes:
                 reason = f"record key {raw_key!r} must equal the command's entity id {key!r}"
-                self.publish(key_bytes, _misrouted(command, key, now, reason))
+                rejection = _misrouted(command, key, now, reason)
+                self.publish(key_bytes, rejection, partition_for(key_bytes, n))
                 continue
             owner = partition_for(key_bytes, n)
             if message.partition != owner:
@@ -166,17 +174,58 @@ class BatchDecider(Generic[C, E, S]):
             state = before
             for event in events:
                 state = self.evolve(state, event)
-                self.publish(key_bytes, event)
+                self.publish(key_bytes, event, owner)
             if state is not before:
                 dirty[key] = (state, record)
             self.decided_one(key, command, before, state, events, now)
             self.decided += 1
         for key, (state, record) in dirty.items():
+            self._write(key, state, record)
+
+    def publish(self, key: bytes | None, event: E | CommandRejected, partition: int) -> None:
+        value = self.event_adapter.dump_json(event, exclude_none=True)
+        self.send(self.events, key, value, partition)
+
+    def send(self, topic: Any, key: bytes | None, value: bytes, partition: int) -> None:
+        """Queue a record; it is handed to the producer before the batch is acked."""
+        if self._direct:
+            self._outbox.append((topic.get_topic_name(), key, value, partition, None))
+        else:
+            topic.send_soon(key=key, value=value, partition=partition)
+
+    def _write(self, key: str, state: S, record: Any) -> None:
+        """Write ``state`` to the table, and to its changelog."""
+        if not self._direct:
             with _event_context(record):
                 self.table[key] = state
+            return
+        # What Faust's ``table[key] = state`` does, with the changelog record sent through
+        # the producer directly rather than Faust's one-at-a-time buffer.
+        with _event_context(record):
+            self.table.data[key] = state
+        partition = record.message.partition
+        value = self.state_adapter.dump_json(state, exclude_none=True)
+        self._outbox.append((self._changelog, key.encode(), value, partition, self._persisted))
 
-    def publish(self, key: bytes | None, event: E | CommandRejected) -> None:
-        self.events.send_soon(key=key, value=self.event_adapter.dump_json(event, exclude_none=True))
+    def _persisted(self, future: Any) -> None:
+        """As Faust does: a store remembers how far its changelog is written."""
+        if not future.cancelled() and future.exception() is None:
+            metadata = future.result()
+            store: Any = self.table.data
+            store.set_persisted_offset(metadata.topic_partition, metadata.offset)
+
+    async def _send_outbox(self) -> None:
+        """Hand the batch's records to the producer (it batches them; nothing waits for
+        the broker here). Faust flushes the producer before it commits input offsets."""
+        if not self._outbox:
+            return
+        outbox, self._outbox = self._outbox, []
+        service: Any = self.app.producer  # streams.transport's producer
+        producer = service.client()
+        for topic, key, value, partition, on_sent in outbox:
+            future = await producer.send(topic, value=value, key=key, partition=partition)
+            if on_sent is not None:
+                future.add_done_callback(on_sent)
 
     def send_command(self, key: str, command: Any) -> None:
         """Send a command of the worker's own (a timer's) to the partition that owns ``key``."""

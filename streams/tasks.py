@@ -16,6 +16,7 @@ from schemas.inbox import INBOX_ITEM
 from schemas.registry import AgentStatus
 from schemas.tasks import (
     TASK_COMMAND,
+    TASK_ENTRY,
     TASK_EVENT,
     ExpireTask,
     MarkTaskOverdue,
@@ -44,6 +45,7 @@ class TaskProcessor(BatchDecider[TaskCommand, TaskEvent, TaskEntry]):
 
     command_adapter = TASK_COMMAND
     event_adapter = TASK_EVENT
+    state_adapter = TASK_ENTRY
     state_codec = TASK_ENTRY_CODEC
 
     def __init__(self, app: faust.App, settings: Settings, view: NetworkView) -> None:
@@ -105,9 +107,7 @@ class TaskProcessor(BatchDecider[TaskCommand, TaskEvent, TaskEntry]):
 
     def _deliver(self, agent_id: str, payload: bytes) -> None:
         key = agent_id.encode()
-        self.inbox.send_soon(
-            key=key, value=payload, partition=partition_for(key, self.settings.inbox_partitions)
-        )
+        self.send(self.inbox, key, payload, partition_for(key, self.settings.inbox_partitions))
 
     def _track(self, key: str, entry: TaskEntry) -> None:
         task = entry.task

@@ -4,7 +4,8 @@ Faust fixes the consumer's ``fetch_max_wait_ms`` at 1500 ms. Real Kafka answers 
 fetch as soon as data arrives, so that only bounds idle polling; the embedded broker
 answers when the wait runs out, so there it is the latency floor. The worker's consumer
 is handed to the app's :class:`kolony.fetchwait.AdaptiveFetchWait`; the ``kolony://``
-broker scheme selects this transport.
+broker scheme selects this transport. Its producer also lends the deciders the aiokafka
+producer underneath, to send a batch's records without Faust's one-at-a-time buffer.
 """
 
 from __future__ import annotations
@@ -28,5 +29,12 @@ class _Consumer(faust_aiokafka.Consumer):
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
 
+class _Producer(faust_aiokafka.Producer):
+    def client(self) -> Any:
+        """The aiokafka producer underneath (Faust flushes it before committing offsets)."""
+        return self._ensure_producer()
+
+
 class Transport(faust_aiokafka.Transport):
     Consumer = _Consumer
+    Producer = _Producer

@@ -271,6 +271,7 @@ async def test_a_task_whose_assignee_dies_is_reassigned_then_failed(
             lambda: heir_inbox.of_type("inbox.task_assigned", task["id"]),
             timeout=1.5 + 5,
             what="the task to be re-assigned to the surviving agent",
+            detail=lambda: explain(hub, task["id"], [doomed, heir]),
         )
         moved = (await client.get(f"/tasks/{task['id']}")).json()
         assert moved["assignee_id"] == heir
@@ -286,9 +287,19 @@ async def test_a_task_whose_assignee_dies_is_reassigned_then_failed(
         lambda: hub.hub.board.get(task["id"]).status.state == "failed",
         timeout=1.5 + 5,
         what="the task to fail once out of retries",
+        detail=lambda: explain(hub, task["id"], [doomed, heir]),
     )
     failed = (await client.get(f"/tasks/{task['id']}")).json()
     assert "max_retries" in failed["reason"]
+
+
+def explain(stack: Any, task_id: str, agents: list[str]) -> str:
+    """What the gateway knows, for a failure message."""
+    hub = stack.hub
+    lines = [f"agent {a}: {hub.directory.status_of(a)}" for a in agents]
+    lines += [f"  {e.type} {e.model_dump(exclude_none=True)}" for e in hub.board.events(task_id)]
+    lines += [f"worker {w.worker_id}: {w}" for w in hub.live_workers()]
+    return "\n".join(lines)
 
 
 async def test_cancel_reaches_the_assignee(stack: Any, inboxes: Any) -> None:
