@@ -333,6 +333,8 @@ async def task_commands_per_second(settings: Settings, tasks: int) -> tuple[floa
     payloads = [(k, c.model_dump_json(exclude_none=True).encode()) for k, c in encoded]
     try:
         await beacons.wait_for_worker(60)
+        await _register_directly(producer, settings, "bench-worker", "bench-work")
+        await asyncio.sleep(1)  # for the worker's view to see it online
         base = beacons.decided()
         started = time.perf_counter()
         pending = []

@@ -45,10 +45,11 @@ def _run(main: Callable[[], Any]) -> None:
     """Run a coroutine factory; turn known failures into one clear line."""
     from kolony.broker import EmbeddedBrokerError
     from kolony.kafka import BrokerUnavailable
+    from kolony.runtime import WorkerCrashed
 
     try:
         asyncio.run(main())
-    except (BrokerUnavailable, EmbeddedBrokerError) as exc:
+    except (BrokerUnavailable, EmbeddedBrokerError, WorkerCrashed) as exc:
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:
         pass

@@ -22,6 +22,8 @@ from kolony.settings import Settings
 
 logger = logging.getLogger(__name__)
 
+CLOSE_TIMEOUT = 2.0  # seconds a closing client may take
+
 OnRecords = Callable[[str, Sequence[Any]], None]
 """Called with a topic and a batch of its records, in offset order per partition."""
 
@@ -88,9 +90,7 @@ class LogFollower:
                 await task
         self._tasks = []
         if self._consumer is not None:
-            # A client whose broker is gone may retry for a long time; it is closed anyway.
-            with contextlib.suppress(TimeoutError, KafkaError):
-                await asyncio.wait_for(self._consumer.stop(), 2)
+            await close_quietly(self._consumer)
             self._consumer = None
 
     async def _read(self) -> None:
@@ -123,6 +123,17 @@ class LogFollower:
         if reached and (self._reached_targets or polled < self.max_records):
             self.caught_up.set()
         self._reached_targets = reached
+
+
+async def close_quietly(client: AIOKafkaConsumer | AIOKafkaProducer) -> None:
+    """Stop a Kafka client. One whose broker is gone may retry for a long time, and aiokafka
+    may raise from its own cancelled fetches while closing: it is closed anyway."""
+    results: list[object] = await asyncio.gather(
+        asyncio.wait_for(client.stop(), CLOSE_TIMEOUT), return_exceptions=True
+    )
+    result = results[0]
+    if isinstance(result, BaseException):
+        logger.debug("closing a Kafka client: %r", result)
 
 
 async def partitions_of(

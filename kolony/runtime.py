@@ -17,6 +17,11 @@ from kolony.settings import Settings
 logger = logging.getLogger(__name__)
 
 
+class WorkerCrashed(RuntimeError):
+    """A stream processor failed: the process exits non-zero for its supervisor to restart
+    it, and the replacement resumes from the committed offsets and the changelog."""
+
+
 class _Server(uvicorn.Server):
     """uvicorn without its own signal handling: the runtime owns shutdown."""
 
@@ -40,9 +45,12 @@ async def run(
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     await ensure_topics(settings)
+    crashed: list[BaseException] = []
     async with contextlib.AsyncExitStack() as stack:
         if worker:
-            await stack.enter_async_context(_worker(settings))
+            kolony_worker = await stack.enter_async_context(_worker(settings))
+            watcher = asyncio.create_task(_watch(kolony_worker.app, stop, crashed))
+            stack.callback(watcher.cancel)
         if gateway:
             await stack.enter_async_context(_gateway(settings))
         if on_ready is not None:
@@ -52,6 +60,17 @@ async def run(
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.remove_signal_handler(sig)
+    if crashed:
+        raise WorkerCrashed(f"the stream worker crashed: {crashed[0]!r}") from crashed[0]
+
+
+async def _watch(app: Any, stop: asyncio.Event, crashed: list[BaseException]) -> None:
+    """Stop everything when the Faust app crashes (a crashed app otherwise idles forever)."""
+    while not app.crashed:  # noqa: ASYNC110 - mode exposes no public event to await
+        await asyncio.sleep(0.5)
+    crashed.append(app.crash_reason or RuntimeError("unknown reason"))
+    logger.error("the stream worker crashed (%r); stopping", crashed[0])
+    stop.set()
 
 
 @contextlib.asynccontextmanager

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Iterable, Sequence
@@ -15,7 +14,7 @@ from aiokafka.errors import KafkaError
 from pydantic import BaseModel, ValidationError
 
 from core.directory import AgentDirectory
-from kolony.follower import LogFollower
+from kolony.follower import LogFollower, close_quietly
 from kolony.kafka import BrokerUnavailable, client_options
 from kolony.settings import Settings
 from schemas.base import CommandRejected
@@ -89,9 +88,7 @@ class Hub:
         for future in self._pending.values():
             future.cancel()
         if self._producer is not None:
-            # A client whose broker is gone may retry for a long time; it is closed anyway.
-            with contextlib.suppress(TimeoutError, KafkaError):
-                await asyncio.wait_for(self._producer.stop(), 2)
+            await close_quietly(self._producer)
 
     # commands
 

@@ -75,7 +75,7 @@ def build_faust_app(settings: Settings) -> KolonyApp:
         broker_session_timeout=settings.session_timeout,
         broker_heartbeat_interval=1.0,
         broker_commit_interval=1.0,
-        producer_linger_ms=0,
+        producer_linger_ms=settings.producer_linger_ms,
         producer_max_batch_size=512 * 1024,
         producer_acks=-1,
         consumer_auto_offset_reset="earliest",

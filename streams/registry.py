@@ -82,14 +82,15 @@ class RegistryProcessor(BatchDecider[AgentCommand, AgentEvent, AgentState]):
         self,
         key: str,
         command: AgentCommand,
-        before: AgentState,
-        after: AgentState,
-        events: list[AgentEvent],
+        state: AgentState,
+        steps: list[tuple[AgentEvent, AgentState, AgentState]],
         now: datetime,
     ) -> None:
         from_agent = isinstance(command, RecordHeartbeat | RegisterAgent)
-        if from_agent or events:
-            self._track(key, after, heard_at=now if from_agent and not rejected(events) else None)
+        if not from_agent and not steps:
+            return
+        heard = from_agent and not rejected([event for event, _, _ in steps])
+        self._track(key, state, heard_at=now if heard else None)
 
     def _with_known_last_seen(self, command: ExpireAgent, state: AgentState) -> ExpireAgent:
         """An expiry is judged against the latest sign of life this worker knows of."""

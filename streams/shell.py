@@ -11,8 +11,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import weakref
+from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, Generic, TypeVar
 
 import faust
@@ -88,7 +90,7 @@ class BatchDecider(Generic[C, E, S]):
         # Records of the batch being decided, sent straight through the producer. Under
         # exactly-once they go through Faust, whose transactions must include them.
         self._direct = not settings.exactly_once
-        self._outbox: list[tuple[str, bytes | None, bytes, int, Any]] = []
+        self._outbox: list[tuple[str, bytes | None, bytes, int]] = []
         self._fetch_wait: AdaptiveFetchWait | None = getattr(app, "fetch_wait", None)
         app.agent(self.commands, name=name)(self._decide_stream)
 
@@ -107,9 +109,10 @@ class BatchDecider(Generic[C, E, S]):
         raise NotImplementedError
 
     def decided_one(
-        self, key: str, command: C, before: S, after: S, events: list[E], now: datetime
+        self, key: str, command: C, state: S, steps: list[tuple[E, S, S]], now: datetime
     ) -> None:
-        """Called after each command was decided (its events are published already)."""
+        """Called after each command was decided, with the entity's state now, and each
+        event with the state before and after it (the events are published already)."""
 
     async def ready(self) -> None:
         """Awaited before each batch: a decider that needs more than its table waits here."""
@@ -170,14 +173,16 @@ class BatchDecider(Generic[C, E, S]):
                 self.commands.send_soon(key=key_bytes, value=message.value, partition=owner)
                 continue
             before = dirty[key][0] if key in dirty else self.table.get(key) or self.initial()
-            events = self.decide(command, before, now)
+            steps = []
             state = before
-            for event in events:
-                state = self.evolve(state, event)
+            for event in self.decide(command, before, now):
+                after = self.evolve(state, event)
+                steps.append((event, state, after))
                 self.publish(key_bytes, event, owner)
+                state = after
             if state is not before:
                 dirty[key] = (state, record)
-            self.decided_one(key, command, before, state, events, now)
+            self.decided_one(key, command, state, steps, now)
             self.decided += 1
         for key, (state, record) in dirty.items():
             self._write(key, state, record)
@@ -189,7 +194,7 @@ class BatchDecider(Generic[C, E, S]):
     def send(self, topic: Any, key: bytes | None, value: bytes, partition: int) -> None:
         """Queue a record; it is handed to the producer before the batch is acked."""
         if self._direct:
-            self._outbox.append((topic.get_topic_name(), key, value, partition, None))
+            self._outbox.append((topic.get_topic_name(), key, value, partition))
         else:
             topic.send_soon(key=key, value=value, partition=partition)
 
@@ -205,27 +210,40 @@ class BatchDecider(Generic[C, E, S]):
             self.table.data[key] = state
         partition = record.message.partition
         value = self.state_adapter.dump_json(state, exclude_none=True)
-        self._outbox.append((self._changelog, key.encode(), value, partition, self._persisted))
+        self._outbox.append((self._changelog, key.encode(), value, partition))
 
-    def _persisted(self, future: Any) -> None:
+    def _persisted(self, count: int, future: Any) -> None:
         """As Faust does: a store remembers how far its changelog is written."""
         if not future.cancelled() and future.exception() is None:
             metadata = future.result()
             store: Any = self.table.data
-            store.set_persisted_offset(metadata.topic_partition, metadata.offset)
+            store.set_persisted_offset(metadata.topic_partition, metadata.offset + count - 1)
 
     async def _send_outbox(self) -> None:
-        """Hand the batch's records to the producer (it batches them; nothing waits for
-        the broker here). Faust flushes the producer before it commits input offsets."""
+        """Hand the batch's records to the producer, as one record batch per partition
+        (one future per partition, not per record; nothing waits for the broker here).
+        Faust flushes the producer before it commits input offsets."""
         if not self._outbox:
             return
         outbox, self._outbox = self._outbox, []
+        groups: dict[tuple[str, int], list[tuple[bytes | None, bytes]]] = defaultdict(list)
+        for topic, key, value, partition in outbox:
+            groups[topic, partition].append((key, value))
         service: Any = self.app.producer  # streams.transport's producer
         producer = service.client()
-        for topic, key, value, partition, on_sent in outbox:
-            future = await producer.send(topic, value=value, key=key, partition=partition)
-            if on_sent is not None:
-                future.add_done_callback(on_sent)
+        for (topic, partition), records in groups.items():
+            batch = producer.create_batch()
+            for key, value in records:
+                if batch.append(timestamp=None, key=key, value=value) is None:  # full
+                    await self._submit(producer, batch, topic, partition)
+                    batch = producer.create_batch()
+                    batch.append(timestamp=None, key=key, value=value)
+            await self._submit(producer, batch, topic, partition)
+
+    async def _submit(self, producer: Any, batch: Any, topic: str, partition: int) -> None:
+        future = await producer.send_batch(batch, topic, partition=partition)
+        if topic == self._changelog:
+            future.add_done_callback(partial(self._persisted, batch.record_count()))
 
     def send_command(self, key: str, command: Any) -> None:
         """Send a command of the worker's own (a timer's) to the partition that owns ``key``."""

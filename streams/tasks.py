@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from functools import partial
 
 import faust
 
@@ -28,6 +28,7 @@ from schemas.tasks import (
 )
 from schemas.topics import TASKS_TABLE
 from streams.codec import TASK_ENTRY_CODEC, raw_topic
+from streams.open_tasks import OpenTasks
 from streams.partitioning import partition_for
 from streams.shell import BatchDecider
 from streams.view import NetworkView
@@ -63,7 +64,7 @@ class TaskProcessor(BatchDecider[TaskCommand, TaskEvent, TaskEntry]):
         self.inbox = raw_topic(app, topics.agent_inbox, settings.inbox_partitions)
         self.table.on_recover(self._on_recovered)
         # Open tasks on this worker's partitions, and the timer commands asked per task.
-        self._open: dict[str, TaskEntry] = {}
+        self._open = OpenTasks()
         self._asked: dict[str, set[str]] = {}
         app.timer(settings.task_timer_interval, name=f"{topics.prefix}.tasks.timers")(
             self._run_timers
@@ -89,32 +90,21 @@ class TaskProcessor(BatchDecider[TaskCommand, TaskEvent, TaskEntry]):
         self,
         key: str,
         command: TaskCommand,
-        before: TaskEntry,
-        after: TaskEntry,
-        events: list[TaskEvent],
+        state: TaskEntry,
+        steps: list[tuple[TaskEvent, TaskEntry, TaskEntry]],
         now: datetime,
     ) -> None:
-        entry = before
-        for event in events:
-            following = tasks.evolve(entry, event)
-            for item in deliveries_for(event, entry, following):
+        for event, before, after in steps:
+            for item in deliveries_for(event, before, after):
                 self._deliver(item.agent_id, INBOX_ITEM.dump_json(item, exclude_none=True))
             self.view.directory.apply_task(event)
-            entry = following
-        if after is not before:
+        if steps and state is not steps[0][1]:
             self._asked.pop(key, None)
-            self._track(key, after)
+            self._open.track(key, state)
 
     def _deliver(self, agent_id: str, payload: bytes) -> None:
         key = agent_id.encode()
         self.send(self.inbox, key, payload, partition_for(key, self.settings.inbox_partitions))
-
-    def _track(self, key: str, entry: TaskEntry) -> None:
-        task = entry.task
-        if task is None or entry.deleted or tasks.is_terminal(task.status.state):
-            self._open.pop(key, None)
-        else:
-            self._open[key] = entry
 
     async def _run_timers(self) -> None:
         """Expire, mark overdue, route and re-assign the owned open tasks that need it."""
@@ -122,39 +112,47 @@ class TaskProcessor(BatchDecider[TaskCommand, TaskEvent, TaskEntry]):
             return
         now = datetime.now(UTC)
         owned = self.owned_partitions()
-        for key, entry in list(self._open.items()):
-            if entry.task is None or not self.owns(key, owned):
-                self._open.pop(key, None)
-                continue
-            for command in self._timer_commands(key, entry, now):
-                asked = self._asked.setdefault(key, set())
-                if command.command_id not in asked:  # else the answer is on its way
-                    asked.add(command.command_id)
-                    self.send_command(key, command)
-
-    def _timer_commands(self, key: str, entry: TaskEntry, now: datetime) -> Iterator[TaskCommand]:
-        """What the timers want done to an open task now."""
-        task = entry.task
-        if task is None:
-            return
         directory = self.view.directory
+        for kind, key in list(self._open.due(now)):
+            command = ExpireTask if kind == "expire" else MarkTaskOverdue
+            self._ask(key, owned, kind, partial(command, task_id=key))
+        for agent_id, keys in list(self._open.by_assignee.items()):
+            status = directory.status_of(agent_id)
+            if status is not None and status is not AgentStatus.OFFLINE:
+                continue
+            why = "went offline" if status is AgentStatus.OFFLINE else "is no longer registered"
+            for key in list(keys):
+                entry = self._open.entries[key]
+                if tasks.needs_release(entry, directory) == agent_id:
+                    release = partial(ReleaseTask, task_id=key, agent_id=agent_id, reason=why)
+                    self._ask(key, owned, "release", release)
+        for capability, keys in list(self._open.waiting.items()):
+            if not directory.can_route(capability):
+                continue
+            # The most urgent first, then the oldest: the decider routes each in turn.
+            for key in sorted(keys, key=self._urgency):
+                self._ask(key, owned, "route", partial(RouteTask, task_id=key))
 
-        def envelope(kind: str) -> dict[str, Any]:
-            command_id = tasks.timer_command_id(kind, entry)
-            return {"command_id": command_id, "issued_at": now, "issued_by": "task-timer"}
+    def _urgency(self, key: str) -> tuple[int, datetime]:
+        task = self._open.entries[key].task
+        assert task is not None  # noqa: S101 - only open tasks are indexed
+        return (-task.priority, task.created_at)
 
-        if task.expires_at is not None and task.expires_at <= now:
-            yield ExpireTask(**envelope("expire"), task_id=key)
+    def _ask(self, key: str, owned: set[int], kind: str, build: Callable[..., TaskCommand]) -> None:
+        """Send a timer's command for ``key`` once per task version (owned partitions only)."""
+        entry = self._open.entries.get(key)
+        if entry is None:
             return
-        if task.due_at is not None and not task.overdue and task.due_at <= now:
-            yield MarkTaskOverdue(**envelope("overdue"), task_id=key)
-        lost = tasks.needs_release(entry, directory)
-        if lost is not None:
-            offline = directory.status_of(lost) is AgentStatus.OFFLINE
-            why = "went offline" if offline else "is no longer registered"
-            yield ReleaseTask(**envelope("release"), task_id=key, agent_id=lost, reason=why)
-        elif tasks.is_waiting(entry) and directory.can_route(task.capability or ""):
-            yield RouteTask(**envelope("route"), task_id=key)
+        if not self.owns(key, owned):
+            self._open.drop(key)  # the partition moved to another worker
+            return
+        command_id = tasks.timer_command_id(kind, entry)
+        asked = self._asked.setdefault(key, set())
+        if command_id in asked:
+            return  # the answer is on its way
+        asked.add(command_id)
+        now = datetime.now(UTC)
+        self.send_command(key, build(command_id=command_id, issued_at=now, issued_by="task-timer"))
 
     def tasks_open(self) -> int:
         return len(self._open)
@@ -166,7 +164,7 @@ class TaskProcessor(BatchDecider[TaskCommand, TaskEvent, TaskEntry]):
         self._asked.clear()
         for key, entry in self.table.items():
             if self.owns(key, owned):
-                self._track(key, entry)
+                self._open.track(key, entry)
         logger.info(
             "tasks recovered: %d open tasks on partitions %s", len(self._open), sorted(owned)
         )
