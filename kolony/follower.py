@@ -40,6 +40,7 @@ class LogFollower:
         quiet_topics: Iterable[str] = (),
         name: str = "kolony-follower",
         max_records: int = 5_000,
+        fetch_wait_ms: int | None = None,
     ) -> None:
         self.settings = settings
         self.topics = list(topics)
@@ -47,7 +48,12 @@ class LogFollower:
         self.quiet_topics = set(quiet_topics)  # records there do not count as traffic
         self.name = name
         self.max_records = max_records
-        self.fetch_wait: AdaptiveFetchWait = settings.fetch_wait()
+        # A fixed wait for readers that need not be prompt; else the settings' adaptive one.
+        self.fetch_wait: AdaptiveFetchWait = (
+            AdaptiveFetchWait(fetch_wait_ms, fetch_wait_ms)
+            if fetch_wait_ms is not None
+            else settings.fetch_wait()
+        )
         self.caught_up = asyncio.Event()
         self.last_fetch_at = 0.0
         self._consumer: AIOKafkaConsumer | None = None

@@ -3,8 +3,9 @@
 Tasks are keyed by task id, agents by agent id, so the worker that owns a task does not
 own the agents it may route it to. Each worker therefore folds the agent and task event
 logs of every partition (outside its consumer group) into an :class:`AgentDirectory`,
-and routes by it. The view lags the log by one fetch; the worker's own task decisions
-are applied to it at once, so a burst of tasks spreads over the agents.
+and routes by it. The view lags the log by up to ``KOLONY_VIEW_FETCH_WAIT_MS``; the
+worker's own task decisions are applied to it at once, so a burst of tasks spreads over
+the agents.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ class NetworkView:
             [topics.agent_events, topics.task_events],
             self._on_records,
             name="kolony-network-view",
+            # The worker applies its own decisions at once; the rest of the network may be
+            # seen a little later (each fetch costs the embedded broker CPU while it waits).
+            fetch_wait_ms=max(settings.fetch_max_wait_ms, settings.view_fetch_wait_ms),
         )
         self._producer: AIOKafkaProducer | None = None
 
