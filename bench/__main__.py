@@ -105,7 +105,12 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
         delegation = await kolony_bench.delegation_round_trip(
             settings, args.task_rate, args.seconds
         )
-        report["delegation"] = {"rate_per_s": args.task_rate, **asdict(delegation)}
+        sent = int(args.task_rate * args.seconds)
+        report["delegation"] = {
+            "rate_per_s": args.task_rate,
+            **asdict(delegation),
+            "lost_or_late": sent - delegation.count,
+        }
         print("# task commands decided by one worker", file=sys.stderr)
         decided, published = await kolony_bench.task_commands_per_second(settings, args.tasks)
         report["task_commands_decided_per_s"] = round(decided)
@@ -149,7 +154,8 @@ def markdown(report: dict[str, object]) -> str:
             f"{post['failures']} failed) |",
             f"| delegation round trip at {delegation['rate_per_s']:g} tasks/s | "
             f"p50 {delegation['p50_ms']:.2f} ms, p99 {delegation['p99_ms']:.2f} ms, "
-            f"max {delegation['max_ms']:.2f} ms ({delegation['count']} tasks) |",
+            f"max {delegation['max_ms']:.2f} ms ({delegation['count']} tasks; "
+            f"{delegation['lost_or_late']} not back within 3 min) |",
             f"| task commands decided by one worker | "
             f"{report['task_commands_decided_per_s']:,} /s |",
         ]

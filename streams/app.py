@@ -17,6 +17,7 @@ from streams.codec import raw_topic
 from streams.registry import RegistryProcessor
 from streams.tasks import TaskProcessor
 from streams.view import NetworkView
+from streams.watchdog import Watchdog
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +33,10 @@ class KolonyWorker:
         self.view = NetworkView(settings)
         self.tasks = TaskProcessor(self.app, settings, self.view)
         self.app.task(self.view.run)
+        self.watchdog = Watchdog(
+            self.app, [settings.topics.agent_commands, settings.topics.task_commands]
+        )
+        self.app.timer(5.0, name=f"{settings.topic_prefix}.watchdog")(self.watchdog.check)
         self.system = raw_topic(self.app, settings.topics.system, 1)
         self.app.timer(settings.beacon_interval, name=f"{settings.topic_prefix}.beacon")(
             self._beacon

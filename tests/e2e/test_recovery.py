@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 
 from core import registry, tasks
 from core.ids import agent_id_for
@@ -183,20 +184,30 @@ async def test_a_killed_worker_loses_nothing(stack: Any, start_worker: Any) -> N
     await hub.hub.publish(hub.settings.topics.task_commands, late_task.task_id, late_task)
 
     start_worker(hub.settings)
-    await wait_for(
-        lambda: (
+    offsets: dict[str, Any] = {}
+
+    async def progress() -> Any:
+        try:
+            offsets.update(await group_offsets(hub.settings, late_task.task_id))
+        except (KafkaError, ValueError) as exc:  # the embedded broker's answer trips aiokafka
+            offsets["unavailable"] = repr(exc)
+        return (
             _all_partitions_owned(hub.hub, hub.settings)
             and hub.hub.directory.get(late.agent_id)
             and hub.hub.board.get(late_task.task_id)
-        ),
+        )
+
+    await wait_for(
+        progress,
         timeout=90,
+        interval=1,
         what="a new worker to take over and decide the waiting commands",
         detail=lambda: (
             f"partitions owned: {_all_partitions_owned(hub.hub, hub.settings)}, "
             f"late agent: {hub.hub.directory.get(late.agent_id) is not None}, "
             f"late task: {hub.hub.board.get(late_task.task_id) is not None}\n"
             f"workers: {hub.hub.live_workers()}\n"
-            + "\n".join(p.log()[-3000:] for p in _workers(start_worker))
+            f"offsets: {offsets}\n" + "\n".join(p.log()[-3000:] for p in _workers(start_worker))
         ),
     )
 
@@ -223,6 +234,33 @@ async def test_a_killed_worker_loses_nothing(stack: Any, start_worker: Any) -> N
     await wait_for(
         lambda: _status(hub, mortal["agent_id"]) == "offline", timeout=4 + 8, what="mortal offline"
     )
+
+
+async def group_offsets(settings: Settings, task_id: str) -> dict[str, Any]:
+    """The worker group's committed offsets and the ends of the task commands topic."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    from streams.partitioning import partition_for
+
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    consumer = AIOKafkaConsumer(**client_options(settings))
+    await admin.start()
+    await consumer.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(settings.topics.app_id)
+        topic = settings.topics.task_commands
+        tps = [TopicPartition(topic, p) for p in range(settings.partitions)]
+        ends = await consumer.end_offsets(tps)
+        return {
+            "late task partition": partition_for(task_id.encode(), settings.partitions),
+            "committed": {
+                tp.partition: m.offset for tp, m in committed.items() if tp.topic == topic
+            },
+            "ends": {tp.partition: end for tp, end in ends.items()},
+        }
+    finally:
+        await consumer.stop()
+        await admin.close()
 
 
 def _status(hub: Any, agent_id: str) -> str | None:
