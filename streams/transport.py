@@ -28,6 +28,20 @@ class _Consumer(faust_aiokafka.Consumer):
     def _new_consumer_thread(self) -> _ConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
+    async def perform_seek(self) -> None:
+        """Seek every partition to its committed offset, forgetting what was read before.
+
+        Faust drops a fetched message whose offset is below the last one it read from that
+        partition. Its seek updates that mark only for partitions that have a committed
+        offset, so a partition read during one generation of the group (messages that a
+        rebalance then cleared from the stream buffers) but never committed kept a stale
+        mark: after the seek to the beginning, its messages were re-fetched and silently
+        dropped, and the worker never decided them (the "stalled survivor").
+        """
+        for tp in self.assignment():
+            self._read_offset.pop(tp, None)
+        await super().perform_seek()
+
 
 class _Producer(faust_aiokafka.Producer):
     def client(self) -> Any:

@@ -1,9 +1,10 @@
-"""Notice when a stream worker stops reading a command partition that has work waiting.
+"""Notice when a stream worker stops deciding a command partition that has work waiting.
 
-Faust sometimes leaves a partition unread after a rebalance (see docs/design.md, "a stalled
-survivor"). Every few seconds this compares, for each command partition the worker owns,
-what it has read with the partition's end; a partition that has work but made no progress
-for a while is reported with Faust's consumer bookkeeping, and resumed.
+A safety net under the fix in :mod:`streams.transport` for partitions Faust stopped
+delivering after a rebalance. Every few seconds this compares, for each command partition
+the worker owns, the committed offset with the partition's end; a partition with work that
+made no progress for a while is reported with Faust's bookkeeping, resumed and re-read from
+its last commit (the deciders drop commands they have decided already).
 """
 
 from __future__ import annotations
@@ -27,10 +28,8 @@ class Watchdog:
         self.stuck: set[TP] = set()
 
     async def check(self) -> None:
+        """Report, resume and re-read command partitions that stopped making progress."""
         consumer = self.app.consumer
-        if self.app.in_recovery or self.app.rebalancing:
-            self._last.clear()
-            return
         assigned = [tp for tp in consumer.assignment() if tp.topic in self.topics]
         if not assigned:
             return
@@ -38,9 +37,10 @@ class Watchdog:
         now = time.monotonic()
         self.stuck = set()
         for tp in assigned:
-            read = consumer._read_offset.get(tp)  # the last offset Faust handed to a stream
+            # The next offset to decide: work is waiting while it is below the end.
+            read = consumer._committed_offset.get(tp)
             end = ends.get(tp)
-            waiting = end is not None and (read is None or read + 1 < end)
+            waiting = end is not None and (read or 0) < end
             seen, since = self._last.get(tp, (None, now))
             if not waiting or read != seen:
                 self._last[tp] = (read, now)
@@ -48,9 +48,11 @@ class Watchdog:
             if now - since < STUCK_AFTER:
                 continue
             self.stuck.add(tp)
+            busy = self.app.in_recovery or self.app.rebalancing
             logger.warning(
-                "no progress on %s for %.0f s with work waiting: read=%s end=%s active=%s "
-                "paused=%s buffered=%s committed=%s; resuming it",
+                "no progress on %s for %.0f s with work waiting: committed=%s end=%s active=%s "
+                "paused=%s buffered=%s read=%s in_recovery=%s rebalancing=%s "
+                "flow_control=%s%s",
                 tp,
                 now - since,
                 read,
@@ -58,7 +60,13 @@ class Watchdog:
                 tp in consumer._get_active_partitions(),
                 tp in consumer._paused_partitions,
                 tp in consumer._buffered_partitions,
-                consumer._committed_offset.get(tp),
+                consumer._read_offset.get(tp),
+                self.app.in_recovery,
+                self.app.rebalancing,
+                self.app.flow_control.is_active(),
+                "" if busy else "; resuming it",
             )
-            consumer.resume_partitions({tp})
-            consumer._buffered_partitions.discard(tp)
+            if not busy:
+                consumer.resume_partitions({tp})
+                consumer._buffered_partitions.discard(tp)
+                await consumer.seek(tp, read or 0)  # re-read from the last commit
