@@ -35,12 +35,19 @@ class _Consumer(faust_aiokafka.Consumer):
         partition. Its seek updates that mark only for partitions that have a committed
         offset, so a partition read during one generation of the group (messages that a
         rebalance then cleared from the stream buffers) but never committed kept a stale
-        mark: after the seek to the beginning, its messages were re-fetched and silently
-        dropped, and the worker never decided them (the "stalled survivor").
+        mark, and aiokafka does not move such a partition at all: its messages were never
+        fetched again, and the worker never decided them (the "stalled survivor").
         """
         for tp in self.assignment():
             self._read_offset.pop(tp, None)
         await super().perform_seek()
+        # aiokafka's seek to committed skips partitions with nothing committed, leaving them
+        # wherever the previous generation's fetches left them: past the cleared messages.
+        changelogs = set(self.app.tables.changelog_topics)
+        for tp in self.assignment():
+            uncommitted = self._committed_offset.get(tp) is None
+            if uncommitted and tp.topic not in changelogs and "__assignor" not in tp.topic:
+                await self.seek(tp, 0)  # below the log start, the reset policy (earliest) applies
 
 
 class _Producer(faust_aiokafka.Producer):

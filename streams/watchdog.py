@@ -41,10 +41,10 @@ class Watchdog:
             read = consumer._committed_offset.get(tp)
             end = ends.get(tp)
             waiting = end is not None and (read or 0) < end
-            seen, since = self._last.get(tp, (None, now))
-            if not waiting or read != seen:
+            if not waiting or tp not in self._last or self._last[tp][0] != read:
                 self._last[tp] = (read, now)
                 continue
+            since = self._last[tp][1]
             if now - since < STUCK_AFTER:
                 continue
             self.stuck.add(tp)
@@ -70,3 +70,4 @@ class Watchdog:
                 consumer.resume_partitions({tp})
                 consumer._buffered_partitions.discard(tp)
                 await consumer.seek(tp, read or 0)  # re-read from the last commit
+                self._last[tp] = (read, now)

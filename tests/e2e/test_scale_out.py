@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from streams.partitioning import partition_for
 from tests.conftest import wait_for
 from tests.e2e.test_registry import card
 
@@ -67,3 +68,47 @@ async def test_rocksdb_store_survives_a_restart(stack: Any, start_worker: Any) -
     assert any((hub.settings.data_dir / "worker").rglob("*.db")) or any(
         (hub.settings.data_dir / "worker").rglob("CURRENT")
     )
+
+
+def ids_covering(partitions: int, prefix: str) -> list[str]:
+    """One id per partition (as Kafka's partitioner places it)."""
+    chosen: dict[int, str] = {}
+    i = 0
+    while len(chosen) < partitions:
+        candidate = f"{prefix}-{i}"
+        chosen.setdefault(partition_for(candidate.encode(), partitions), candidate)
+        i += 1
+    return list(chosen.values())
+
+
+@pytest.mark.parametrize("broker", ["kafka"], indirect=True)
+async def test_when_a_worker_dies_the_survivor_takes_over_every_partition(
+    stack: Any, start_worker: Any
+) -> None:
+    hub = await stack(workers=2, partitions=6)
+    client = hub.client
+    await wait_for(
+        lambda: sum(1 for w in hub.hub.live_workers() if w.active_partitions) == 2,
+        timeout=60,
+        what="both workers owning partitions",
+    )
+    doer = (await client.post("/agents", json=card("doer"))).json()["agent_id"]
+    before = ids_covering(6, "before")
+    for task_id in before:
+        answer = await client.post("/tasks", json={"id": task_id, "assignee_id": doer})
+        assert answer.status_code == 200, answer.text
+
+    victim, survivor = start_worker.started
+    victim.kill()
+    await wait_for(
+        lambda: any(len(w.active_partitions) == 6 for w in hub.hub.live_workers()),
+        timeout=60,
+        what="the survivor to own every partition",
+    )
+    # Every partition is decided again: finish the old tasks, create new ones.
+    for task_id in before:
+        done = await client.post(f"/tasks/{task_id}/complete", json={"result": task_id})
+        assert done.status_code == 200, (done.text, survivor.log()[-3000:])
+    for task_id in ids_covering(6, "after"):
+        answer = await client.post("/tasks", json={"id": task_id, "assignee_id": doer})
+        assert answer.status_code == 200, (answer.text, survivor.log()[-3000:])
