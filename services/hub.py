@@ -143,7 +143,6 @@ class Hub:
                 if tasks:
                     event = task_event = TASK_EVENT.validate_json(record.value)
                     self.board.apply(task_event)
-                    self.directory.apply_task(task_event)
                 else:
                     event = agent_event = AGENT_EVENT.validate_json(record.value)
                     self.directory.apply(agent_event)

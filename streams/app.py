@@ -33,9 +33,8 @@ class KolonyWorker:
         self.view = NetworkView(settings)
         self.tasks = TaskProcessor(self.app, settings, self.view)
         self.app.task(self.view.run)
-        self.watchdog = Watchdog(
-            self.app, [settings.topics.agent_commands, settings.topics.task_commands]
-        )
+        commands = [p.commands.get_topic_name() for p in (self.registry, self.tasks)]
+        self.watchdog = Watchdog(self.app, commands)
         self.app.timer(5.0, name=f"{settings.topic_prefix}.watchdog")(self.watchdog.check)
         self.system = raw_topic(self.app, settings.topics.system, 1)
         self.app.timer(settings.beacon_interval, name=f"{settings.topic_prefix}.beacon")(

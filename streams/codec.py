@@ -44,9 +44,8 @@ def raw_topic(app: faust.App, name: str, partitions: int) -> faust.TopicT:
 
 AGENT_STATE_CODEC = "kolony.agent_state"
 AGENT_EVENT_CODEC = "kolony.agent_event"
-
-codecs.register(AGENT_STATE_CODEC, PydanticCodec(AGENT_STATE))
 TASK_ENTRY_CODEC = "kolony.task_entry"
 
+codecs.register(AGENT_STATE_CODEC, PydanticCodec(AGENT_STATE))
 codecs.register(AGENT_EVENT_CODEC, PydanticCodec(AGENT_EVENT))
 codecs.register(TASK_ENTRY_CODEC, PydanticCodec(TASK_ENTRY))

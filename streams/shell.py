@@ -163,8 +163,8 @@ class BatchDecider(Generic[C, E, S]):
             key_bytes = key.encode()
             if raw_key is not None and raw_key != key_bytes:
                 reason = f"record key {raw_key!r} must equal the command's entity id {key!r}"
-                rejection = _misrouted(command, key, now, reason)
-                self.publish(key_bytes, rejection, partition_for(key_bytes, n))
+                refused = _misrouted(command, key, now, reason)
+                self.publish(key_bytes, refused, partition_for(key_bytes, n))
                 continue
             owner = partition_for(key_bytes, n)
             if message.partition != owner:

@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaProducer
 from pydantic import ValidationError
 
 from core.directory import AgentDirectory
-from kolony.follower import LogFollower
+from kolony.follower import LogFollower, close_quietly
 from kolony.kafka import client_options
 from kolony.settings import Settings
 from schemas.registry import AGENT_EVENT
@@ -61,7 +61,7 @@ class NetworkView:
             await self.follower.wait_forever()
         finally:
             await self.follower.stop()
-            await self._producer.stop()
+            await close_quietly(self._producer)
 
     def _on_records(self, topic: str, records: Sequence[Any]) -> None:
         agents = topic == self._agent_events

@@ -38,40 +38,39 @@ async def read_topic(settings: Settings, topic: str) -> list[Any]:
         await consumer.stop()
 
 
-async def rebuilt_from_events(settings: Settings) -> dict[str, AgentState]:
-    states: dict[str, AgentState] = {}
-    records = await read_topic(settings, settings.topics.agent_events)
+async def fold_log(settings: Settings, topic: str, adapter: Any, decider: Any) -> dict[str, Any]:
+    """Each entity's state, folded from ``topic`` with ``decider``'s own ``evolve``."""
+    states: dict[str, Any] = {}
+    records = await read_topic(settings, topic)
     for record in sorted(records, key=lambda r: (r.partition, r.offset)):
-        event = AGENT_EVENT.validate_json(record.value)
+        event = adapter.validate_json(record.value)
         key = record.key.decode()
         if event.type != "command.rejected":
-            states[key] = registry.evolve(states.get(key, registry.initial_state()), event)
+            states[key] = decider.evolve(states.get(key, decider.initial_state()), event)
     return states
 
 
+async def rebuilt_from_events(settings: Settings) -> dict[str, AgentState]:
+    return await fold_log(settings, settings.topics.agent_events, AGENT_EVENT, registry)
+
+
 async def tasks_from_events(settings: Settings) -> dict[str, TaskEntry]:
-    entries: dict[str, TaskEntry] = {}
-    records = await read_topic(settings, settings.topics.task_events)
-    for record in sorted(records, key=lambda r: (r.partition, r.offset)):
-        event = TASK_EVENT.validate_json(record.value)
-        key = record.key.decode()
-        if event.type != "command.rejected":
-            entries[key] = tasks.evolve(entries.get(key, tasks.initial_state()), event)
-    return entries
+    return await fold_log(settings, settings.topics.task_events, TASK_EVENT, tasks)
 
 
-async def tasks_from_changelog(settings: Settings) -> dict[str, TaskEntry]:
+async def changelog_of(settings: Settings, table: str, adapter: Any) -> dict[str, Any]:
     return {
-        record.key.decode(): TASK_ENTRY.validate_json(record.value)
-        for record in await read_topic(settings, settings.topics.changelog(TASKS_TABLE))
+        record.key.decode(): adapter.validate_json(record.value)
+        for record in await read_topic(settings, settings.topics.changelog(table))
     }
 
 
+async def tasks_from_changelog(settings: Settings) -> dict[str, TaskEntry]:
+    return await changelog_of(settings, TASKS_TABLE, TASK_ENTRY)
+
+
 async def table_from_changelog(settings: Settings) -> dict[str, AgentState]:
-    table: dict[str, AgentState] = {}
-    for record in await read_topic(settings, settings.topics.changelog(AGENTS_TABLE)):
-        table[record.key.decode()] = AGENT_STATE.validate_json(record.value)
-    return table
+    return await changelog_of(settings, AGENTS_TABLE, AGENT_STATE)
 
 
 async def test_rebuilding_from_the_event_log_gives_the_table(stack: Any) -> None:

@@ -106,22 +106,10 @@ class Deleted(BaseModel):
 @router.post("", response_model=TaskRecord, response_model_exclude_none=True)
 async def create_task(hub: HubDep, body: CreateTask) -> TaskRecord:
     """Create a task for an agent (``assignee_id``) or a capability; answers once decided."""
-    new = tasks.NewTask(
-        task_id=body.id,
-        context_id=body.context_id,
-        title=body.title,
-        description=body.description,
-        priority=body.priority,
-        due_at=body.due_at,
-        ttl_seconds=body.ttl,
-        input=body.input,
-        initial_message=body.initial_message,
-        metadata=body.metadata,
-        requester_id=body.requester_id,
-        assignee_id=body.assignee_id,
-        capability=body.capability,
-        max_retries=body.max_retries,
-    )
+    # The body's fields are NewTask's, but for two names kept short on the wire.
+    fields = {name: getattr(body, name) for name in CreateTask.model_fields}
+    fields["task_id"], fields["ttl_seconds"] = fields.pop("id"), fields.pop("ttl")
+    new = tasks.NewTask(**fields)
     return await tasks.create_task(hub, new)
 
 
