@@ -40,7 +40,7 @@ class LogFollower:
         quiet_topics: Iterable[str] = (),
         name: str = "kolony-follower",
         max_records: int = 5_000,
-        fetch_wait_ms: int | None = None,
+        fetch_wait: AdaptiveFetchWait | None = None,
     ) -> None:
         self.settings = settings
         self.topics = list(topics)
@@ -48,12 +48,9 @@ class LogFollower:
         self.quiet_topics = set(quiet_topics)  # records there do not count as traffic
         self.name = name
         self.max_records = max_records
-        # A fixed wait for readers that need not be prompt; else the settings' adaptive one.
-        self.fetch_wait: AdaptiveFetchWait = (
-            AdaptiveFetchWait(fetch_wait_ms, fetch_wait_ms)
-            if fetch_wait_ms is not None
-            else settings.fetch_wait()
-        )
+        # A follower may share its owner's fetch wait (busy when the owner is), or run its own.
+        self._owns_fetch_wait = fetch_wait is None
+        self.fetch_wait: AdaptiveFetchWait = fetch_wait or settings.fetch_wait()
         self.caught_up = asyncio.Event()
         self.last_fetch_at = 0.0
         self._consumer: AIOKafkaConsumer | None = None
@@ -79,10 +76,10 @@ class LogFollower:
         self.last_fetch_at = time.monotonic()
         if not self._targets:
             self.caught_up.set()
-        self._tasks = [
-            asyncio.create_task(self._read(), name=self.name),
-            asyncio.create_task(self.fetch_wait.run(), name=f"{self.name}-fetch-wait"),
-        ]
+        self._tasks = [asyncio.create_task(self._read(), name=self.name)]
+        if self._owns_fetch_wait:
+            waiter = asyncio.create_task(self.fetch_wait.run(), name=f"{self.name}-fetch-wait")
+            self._tasks.append(waiter)
 
     async def wait_forever(self) -> None:
         """Return only if reading stops (it does not, short of cancellation)."""

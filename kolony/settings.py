@@ -51,8 +51,6 @@ class Settings(BaseSettings):
     liveness_interval: float = Field(default=0.5, gt=0, le=60)
     beacon_interval: float = Field(default=2.0, gt=0, le=60)
     batch_max: int = Field(default=2_000, ge=1)
-    # How long the worker's view of the network may lag the agent and task logs.
-    view_fetch_wait_ms: int = Field(default=100, ge=1, le=5_000)
     # How long the worker's producer waits to fill a batch: fewer, larger produce requests.
     producer_linger_ms: int = Field(default=0, ge=0, le=1_000)
     task_ttl: float = Field(default=3_600.0, gt=0, le=30 * 86_400)

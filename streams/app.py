@@ -30,7 +30,7 @@ class KolonyWorker:
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
         self.app = build_faust_app(settings)
         self.registry = RegistryProcessor(self.app, settings)
-        self.view = NetworkView(settings)
+        self.view = NetworkView(settings, self.app.fetch_wait)
         self.tasks = TaskProcessor(self.app, settings, self.view)
         self.app.task(self.view.run)
         commands = [p.commands.get_topic_name() for p in (self.registry, self.tasks)]

@@ -3,9 +3,8 @@
 Tasks are keyed by task id, agents by agent id, so the worker that owns a task does not
 own the agents it may route it to. Each worker therefore folds the agent and task event
 logs of every partition (outside its consumer group) into an :class:`AgentDirectory`,
-and routes by it. The view lags the log by up to ``KOLONY_VIEW_FETCH_WAIT_MS``; the
-worker's own task decisions are applied to it at once, so a burst of tasks spreads over
-the agents.
+and routes by it. The view lags the log by about one fetch; the worker's own task
+decisions are applied to it at once, so a burst of tasks spreads over the agents.
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ from aiokafka import AIOKafkaProducer
 from pydantic import ValidationError
 
 from core.directory import AgentDirectory
+from kolony.fetchwait import AdaptiveFetchWait
 from kolony.follower import LogFollower, close_quietly
 from kolony.kafka import client_options
 from kolony.settings import Settings
@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 
 class NetworkView:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, fetch_wait: AdaptiveFetchWait | None = None) -> None:
         self.settings = settings
         self.directory = AgentDirectory()
         topics = settings.topics
@@ -38,9 +38,9 @@ class NetworkView:
             [topics.agent_events, topics.task_events],
             self._on_records,
             name="kolony-network-view",
-            # The worker applies its own decisions at once; the rest of the network may be
-            # seen a little later (each fetch costs the embedded broker CPU while it waits).
-            fetch_wait_ms=max(settings.fetch_max_wait_ms, settings.view_fetch_wait_ms),
+            # The worker's own: prompt while the worker decides commands (a registration
+            # decided a moment ago should be seen by the next task), long while it idles.
+            fetch_wait=fetch_wait,
         )
         self._producer: AIOKafkaProducer | None = None
 
