@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from core.envelopes import envelope, rejection, remember
 from schemas.base import CommandRejected, RejectionCode
 from schemas.registry import (
+    MAX_SUBSCRIPTIONS,
     AgentCommand,
     AgentDeregistered,
     AgentEvent,
@@ -19,11 +20,14 @@ from schemas.registry import (
     AgentState,
     AgentStatus,
     AgentStatusChanged,
+    AgentSubscriptionsChanged,
     DeregisterAgent,
     ExpireAgent,
     RecordHeartbeat,
     RegisterAgent,
     RegisteredAgent,
+    SubscribeMemory,
+    UnsubscribeMemory,
 )
 
 
@@ -58,6 +62,8 @@ def decide(
             return _deregister(command, state, now)
         case ExpireAgent():
             return _expire(command, state, now)
+        case SubscribeMemory() | UnsubscribeMemory():
+            return _subscriptions(command, state, now)
 
 
 def evolve(state: AgentState, event: AgentEvent) -> AgentState:
@@ -99,6 +105,8 @@ def evolve(state: AgentState, event: AgentEvent) -> AgentState:
             )
         case AgentExpired() if agent is not None:
             agent = agent.model_copy(update={"status": AgentStatus.OFFLINE})
+        case AgentSubscriptionsChanged() if agent is not None:
+            agent = agent.model_copy(update={"subscriptions": event.subscriptions})
         case AgentDeregistered():
             agent = None
     return AgentState(
@@ -190,6 +198,24 @@ def _expire(command: ExpireAgent, state: AgentState, now: datetime) -> list[Agen
             last_seen_at=max(agent.last_seen_at, command.last_seen_at),
         )
     ]
+
+
+def _subscriptions(
+    command: SubscribeMemory | UnsubscribeMemory, state: AgentState, now: datetime
+) -> list[AgentEvent]:
+    agent = state.agent
+    if agent is None:
+        return [reject(command, now, "not_found", _not_registered(command.agent_id), state.seq)]
+    if isinstance(command, SubscribeMemory):
+        wanted = tuple(dict.fromkeys((*agent.subscriptions, *command.patterns)))
+    else:
+        wanted = tuple(p for p in agent.subscriptions if p not in command.patterns)
+    # An unchanged set is recorded too: the caller is waiting for an answer.
+    if len(wanted) > MAX_SUBSCRIPTIONS:
+        reason = f"an agent may hold at most {MAX_SUBSCRIPTIONS} memory subscriptions"
+        return [reject(command, now, "invalid", reason, state.seq)]
+    common = envelope(command.command_id, command.correlation_id, state.seq, now)
+    return [AgentSubscriptionsChanged(**common, agent_id=agent.agent_id, subscriptions=wanted)]
 
 
 def reject(

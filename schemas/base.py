@@ -59,3 +59,6 @@ class CommandRejected(EventEnvelope):
     command_type: str | None = None
     code: RejectionCode
     reason: str
+    current_version: int | None = Field(
+        default=None, description="compare-and-set conflicts: the entity's version now"
+    )

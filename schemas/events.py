@@ -7,6 +7,8 @@ from typing import Annotated
 from pydantic import Field, TypeAdapter
 
 from schemas.base import CommandRejected
+from schemas.memory import MemoryDeleted, MemoryUpdated
+from schemas.messages import MessageDeleted, MessagesAcked, MessageSent
 from schemas.registry import (
     AgentDeregistered,
     AgentExpired,
@@ -14,6 +16,7 @@ from schemas.registry import (
     AgentRegistered,
     AgentRenewed,
     AgentStatusChanged,
+    AgentSubscriptionsChanged,
 )
 from schemas.tasks import (
     TaskAssigned,
@@ -31,12 +34,18 @@ AnyEvent = Annotated[
     | AgentStatusChanged
     | AgentExpired
     | AgentDeregistered
+    | AgentSubscriptionsChanged
     | TaskSubmitted
     | TaskAssigned
     | TaskReleased
     | TaskStatusChanged
     | TaskMarkedOverdue
     | TaskDeleted
+    | MessageSent
+    | MessagesAcked
+    | MessageDeleted
+    | MemoryUpdated
+    | MemoryDeleted
     | CommandRejected,
     Field(discriminator="type"),
 ]
@@ -47,8 +56,15 @@ def subject_of(event: AnyEvent) -> str | None:
     """The id of the entity an event is about."""
     if isinstance(event, CommandRejected):
         return event.entity_id
-    if isinstance(event, TaskSubmitted):
-        return event.task.id
+    match event:
+        case TaskSubmitted():
+            return event.task.id
+        case MessageSent() | MessageDeleted():
+            return event.sender_id
+        case MemoryUpdated() | MemoryDeleted():
+            return event.key
+        case MessagesAcked():
+            return event.agent_id
     return (
         getattr(event, "agent_id", None)
         if event.type.startswith("agent.")

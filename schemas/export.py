@@ -11,6 +11,8 @@ from pydantic import TypeAdapter
 
 from schemas.a2a import AgentCard, Message, Task
 from schemas.inbox import INBOX_ITEM
+from schemas.memory import MEMORY_COMMAND, MEMORY_ENTRY, MEMORY_EVENT, MemoryItem
+from schemas.messages import MESSAGE_COMMAND, MESSAGE_EVENT, MESSAGING_STATE, MessageRecord
 from schemas.registry import AGENT_COMMAND, AGENT_EVENT, AgentState, RegisteredAgent
 from schemas.system import WorkerBeacon
 from schemas.tasks import TASK_COMMAND, TASK_ENTRY, TASK_EVENT, TaskRecord
@@ -27,6 +29,14 @@ SCHEMAS: dict[str, TypeAdapter[Any]] = {
     "task-event": TASK_EVENT,
     "task-entry": TASK_ENTRY,
     "task-record": TypeAdapter(TaskRecord),
+    "message-command": MESSAGE_COMMAND,
+    "message-event": MESSAGE_EVENT,
+    "message-record": TypeAdapter(MessageRecord),
+    "messaging-state": MESSAGING_STATE,
+    "memory-command": MEMORY_COMMAND,
+    "memory-event": MEMORY_EVENT,
+    "memory-entry": MEMORY_ENTRY,
+    "memory-item": TypeAdapter(MemoryItem),
     "inbox-item": INBOX_ITEM,
     "worker-beacon": TypeAdapter(WorkerBeacon),
 }

@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, Field, TypeAdapter
 
 from schemas.base import Frozen
+from schemas.memory import MemoryItem
+from schemas.messages import MessageRecord
 from schemas.tasks import TaskAssignment, TaskRecord
 
 
@@ -35,5 +37,26 @@ class TaskUpdatedDelivery(Delivery):
     task: TaskRecord
 
 
-InboxItem = Annotated[TaskAssignedDelivery | TaskUpdatedDelivery, Field(discriminator="type")]
+class MessageDelivery(Delivery):
+    """A message for this agent. ``record.message_id`` is stable too: show it once."""
+
+    type: Literal["inbox.message"] = "inbox.message"
+    record: MessageRecord
+
+
+class MemoryUpdatedDelivery(Delivery):
+    """A memory key this agent subscribed to was written (``item``) or deleted."""
+
+    type: Literal["inbox.memory_updated"] = "inbox.memory_updated"
+    key: str
+    version: int
+    deleted: bool = False
+    updated_by: str | None = None
+    item: MemoryItem | None = None
+
+
+InboxItem = Annotated[
+    TaskAssignedDelivery | TaskUpdatedDelivery | MessageDelivery | MemoryUpdatedDelivery,
+    Field(discriminator="type"),
+]
 INBOX_ITEM = TypeAdapter(InboxItem)

@@ -9,6 +9,7 @@ from pydantic import AwareDatetime, Field, TypeAdapter
 
 from schemas.a2a import AgentCard
 from schemas.base import CommandEnvelope, CommandRejected, EntityId, EventEnvelope, Frozen
+from schemas.memory import SubscriptionPattern
 
 TtlSeconds = Annotated[float, Field(gt=0, le=86_400)]
 
@@ -34,6 +35,9 @@ class RegisteredAgent(Frozen):
     registered_at: AwareDatetime
     last_seen_at: AwareDatetime
     ttl_seconds: float
+    subscriptions: tuple[str, ...] = Field(
+        default=(), description="memory keys and prefixes (ending in *) it hears about"
+    )
 
 
 # Commands: imperative, keyed by agent_id on the agents command topic.
@@ -71,8 +75,30 @@ class ExpireAgent(CommandEnvelope):
     last_seen_at: AwareDatetime
 
 
+class SubscribeMemory(CommandEnvelope):
+    """Hear about changes to these memory keys or prefixes (``inbox.memory_updated``)."""
+
+    type: Literal["agent.subscribe"] = "agent.subscribe"
+    agent_id: EntityId
+    patterns: tuple[SubscriptionPattern, ...] = Field(min_length=1, max_length=100)
+
+
+class UnsubscribeMemory(CommandEnvelope):
+    type: Literal["agent.unsubscribe"] = "agent.unsubscribe"
+    agent_id: EntityId
+    patterns: tuple[SubscriptionPattern, ...] = Field(min_length=1, max_length=100)
+
+
+MAX_SUBSCRIPTIONS = 1_000
+
 AgentCommand = Annotated[
-    RegisterAgent | RecordHeartbeat | DeregisterAgent | ExpireAgent, Field(discriminator="type")
+    RegisterAgent
+    | RecordHeartbeat
+    | DeregisterAgent
+    | ExpireAgent
+    | SubscribeMemory
+    | UnsubscribeMemory,
+    Field(discriminator="type"),
 ]
 AGENT_COMMAND = TypeAdapter(AgentCommand)
 
@@ -124,6 +150,12 @@ class AgentDeregistered(EventEnvelope):
     reason: str | None = None
 
 
+class AgentSubscriptionsChanged(EventEnvelope):
+    type: Literal["agent.subscriptions_changed"] = "agent.subscriptions_changed"
+    agent_id: str
+    subscriptions: tuple[str, ...]
+
+
 AgentEvent = Annotated[
     AgentRegistered
     | AgentRenewed
@@ -131,6 +163,7 @@ AgentEvent = Annotated[
     | AgentStatusChanged
     | AgentExpired
     | AgentDeregistered
+    | AgentSubscriptionsChanged
     | CommandRejected,
     Field(discriminator="type"),
 ]

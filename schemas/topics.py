@@ -28,6 +28,22 @@ class Topics:
         return f"{self.prefix}.tasks.events"
 
     @property
+    def message_commands(self) -> str:
+        return f"{self.prefix}.messages.commands"
+
+    @property
+    def message_events(self) -> str:
+        return f"{self.prefix}.messages.events"
+
+    @property
+    def memory_commands(self) -> str:
+        return f"{self.prefix}.memory.commands"
+
+    @property
+    def memory_events(self) -> str:
+        return f"{self.prefix}.memory.events"
+
+    @property
     def agent_inbox(self) -> str:
         """Deliveries to agents, keyed by the recipient's agent id."""
         return f"{self.prefix}.agents.inbox"
@@ -48,3 +64,5 @@ class Topics:
 
 AGENTS_TABLE = "agents"
 TASKS_TABLE = "tasks"
+MESSAGING_TABLE = "messaging"
+MEMORY_TABLE = "memory"

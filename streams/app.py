@@ -14,6 +14,9 @@ from kolony.kafka import faust_credentials, require_bootstrap
 from kolony.settings import Settings
 from schemas.system import WORKER_BEACON, WorkerBeacon
 from streams.codec import raw_topic
+from streams.inbox import Inbox
+from streams.memory import MemoryProcessor
+from streams.messages import MessageProcessor
 from streams.registry import RegistryProcessor
 from streams.tasks import TaskProcessor
 from streams.view import NetworkView
@@ -29,11 +32,15 @@ class KolonyWorker:
         self.settings = settings
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
         self.app = build_faust_app(settings)
-        self.registry = RegistryProcessor(self.app, settings)
         self.view = NetworkView(settings, self.app.fetch_wait)
-        self.tasks = TaskProcessor(self.app, settings, self.view)
+        self.registry = RegistryProcessor(self.app, settings, self.view)
+        inbox = Inbox(self.app, settings)
+        self.tasks = TaskProcessor(self.app, settings, self.view, inbox)
+        self.messages = MessageProcessor(self.app, settings, self.view, inbox)
+        self.memory = MemoryProcessor(self.app, settings, self.view, inbox)
         self.app.task(self.view.run)
-        commands = [p.commands.get_topic_name() for p in (self.registry, self.tasks)]
+        self.processors = (self.registry, self.tasks, self.messages, self.memory)
+        commands = [p.commands.get_topic_name() for p in self.processors]
         self.watchdog = Watchdog(self.app, commands)
         self.app.timer(5.0, name=f"{settings.topic_prefix}.watchdog")(self.watchdog.check)
         self.system = raw_topic(self.app, settings.topics.system, 1)
@@ -49,7 +56,7 @@ class KolonyWorker:
             interval_seconds=self.settings.beacon_interval,
             active_partitions=tuple(sorted(self.registry.owned_partitions())),
             agents_owned=self.registry.agents_owned(),
-            commands_decided=self.registry.decided + self.tasks.decided,
+            commands_decided=sum(p.decided for p in self.processors),
             tasks_open=self.tasks.tasks_open(),
             network_view_caught_up=self.view.caught_up,
         )

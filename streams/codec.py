@@ -8,6 +8,8 @@ import faust
 from faust.serializers import codecs
 from pydantic import TypeAdapter
 
+from schemas.memory import MEMORY_ENTRY
+from schemas.messages import MESSAGING_STATE
 from schemas.registry import AGENT_EVENT, AGENT_STATE
 from schemas.tasks import TASK_ENTRY
 
@@ -45,7 +47,11 @@ def raw_topic(app: faust.App, name: str, partitions: int) -> faust.TopicT:
 AGENT_STATE_CODEC = "kolony.agent_state"
 AGENT_EVENT_CODEC = "kolony.agent_event"
 TASK_ENTRY_CODEC = "kolony.task_entry"
+MESSAGING_STATE_CODEC = "kolony.messaging_state"
+MEMORY_ENTRY_CODEC = "kolony.memory_entry"
 
 codecs.register(AGENT_STATE_CODEC, PydanticCodec(AGENT_STATE))
 codecs.register(AGENT_EVENT_CODEC, PydanticCodec(AGENT_EVENT))
 codecs.register(TASK_ENTRY_CODEC, PydanticCodec(TASK_ENTRY))
+codecs.register(MESSAGING_STATE_CODEC, PydanticCodec(MESSAGING_STATE))
+codecs.register(MEMORY_ENTRY_CODEC, PydanticCodec(MEMORY_ENTRY))

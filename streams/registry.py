@@ -24,6 +24,7 @@ from schemas.registry import (
 from schemas.topics import AGENTS_TABLE
 from streams.codec import AGENT_STATE_CODEC
 from streams.shell import BatchDecider, rejected
+from streams.view import NetworkView
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ class RegistryProcessor(BatchDecider[AgentCommand, AgentEvent, AgentState]):
     state_adapter = AGENT_STATE
     state_codec = AGENT_STATE_CODEC
 
-    def __init__(self, app: faust.App, settings: Settings) -> None:
+    def __init__(self, app: faust.App, settings: Settings, view: NetworkView) -> None:
         topics = settings.topics
         super().__init__(
             app,
@@ -53,6 +54,7 @@ class RegistryProcessor(BatchDecider[AgentCommand, AgentEvent, AgentState]):
             name=f"{topics.prefix}.agents.decider",
         )
         self.policy = settings.registry_policy
+        self.view = view
         self.table.on_recover(self._on_recovered)
         # agent id -> when it goes silent; only agents that are not offline.
         self._deadlines: dict[str, datetime] = {}
@@ -89,6 +91,10 @@ class RegistryProcessor(BatchDecider[AgentCommand, AgentEvent, AgentState]):
         from_agent = isinstance(command, RecordHeartbeat | RegisterAgent)
         if not from_agent and not steps:
             return
+        if steps:
+            # The worker's own decisions reach its view at once, not a fetch later: a
+            # task or message right after a registration finds the agent.
+            self.view.directory.apply_state(key, state)
         heard = from_agent and not rejected([event for event, _, _ in steps])
         self._track(key, state, heard_at=now if heard else None)
 

@@ -12,7 +12,6 @@ import faust
 from core import tasks
 from core.deliveries import deliveries_for
 from kolony.settings import Settings
-from schemas.inbox import INBOX_ITEM
 from schemas.registry import AgentStatus
 from schemas.tasks import (
     TASK_COMMAND,
@@ -27,9 +26,9 @@ from schemas.tasks import (
     TaskEvent,
 )
 from schemas.topics import TASKS_TABLE
-from streams.codec import TASK_ENTRY_CODEC, raw_topic
+from streams.codec import TASK_ENTRY_CODEC
+from streams.inbox import Inbox
 from streams.open_tasks import OpenTasks
-from streams.partitioning import partition_for
 from streams.shell import BatchDecider
 from streams.view import NetworkView
 
@@ -49,7 +48,7 @@ class TaskProcessor(BatchDecider[TaskCommand, TaskEvent, TaskEntry]):
     state_adapter = TASK_ENTRY
     state_codec = TASK_ENTRY_CODEC
 
-    def __init__(self, app: faust.App, settings: Settings, view: NetworkView) -> None:
+    def __init__(self, app: faust.App, settings: Settings, view: NetworkView, inbox: Inbox) -> None:
         topics = settings.topics
         super().__init__(
             app,
@@ -61,7 +60,7 @@ class TaskProcessor(BatchDecider[TaskCommand, TaskEvent, TaskEntry]):
         )
         self.view = view
         self.policy = settings.task_policy
-        self.inbox = raw_topic(app, topics.agent_inbox, settings.inbox_partitions)
+        self.inbox = inbox
         self.table.on_recover(self._on_recovered)
         # Open tasks on this worker's partitions, and the timer commands asked per task.
         self._open = OpenTasks()
@@ -96,15 +95,11 @@ class TaskProcessor(BatchDecider[TaskCommand, TaskEvent, TaskEntry]):
     ) -> None:
         for event, before, after in steps:
             for item in deliveries_for(event, before, after):
-                self._deliver(item.agent_id, INBOX_ITEM.dump_json(item, exclude_none=True))
+                self.inbox.deliver(self, item)
             self.view.directory.apply_task(event)
         if steps and state is not steps[0][1]:
             self._asked.pop(key, None)
             self._open.track(key, state)
-
-    def _deliver(self, agent_id: str, payload: bytes) -> None:
-        key = agent_id.encode()
-        self.send(self.inbox, key, payload, partition_for(key, self.settings.inbox_partitions))
 
     async def _run_timers(self) -> None:
         """Expire, mark overdue, route and re-assign the owned open tasks that need it."""
