@@ -66,6 +66,13 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65_535)
     command_timeout: float = Field(default=5.0, gt=0, le=120)
     recent_events: int = Field(default=1_000, ge=0, le=100_000)
+    # What a gateway keeps in memory; older messages and memory events are in the log only.
+    message_history: int = Field(default=100_000, ge=100, le=10_000_000)
+    mailbox_size: int = Field(default=10_000, ge=10, le=1_000_000)
+    memory_history: int = Field(default=100, ge=1, le=100_000)
+    # A WebSocket client that falls this many frames behind is disconnected (it gets
+    # its unread messages again when it reconnects).
+    ws_send_buffer: int = Field(default=10_000, ge=10, le=1_000_000)
 
     # Embedded broker.
     embedded_broker_port: int = Field(default=9092, ge=0, le=65_535)

@@ -34,6 +34,18 @@ def describe(event: AnyEvent) -> str:
             detail = f"{event.previous} -> {event.state}" + (
                 f" ({event.reason})" if event.reason else ""
             )
+        case "message.sent":
+            record = event.record
+            to = record.capability or ("everyone" if record.delivery == "broadcast" else "")
+            detail = f"{record.message_id} -> {to or ', '.join(event.recipients[:3])}"
+            if len(event.recipients) > 3 and not to:
+                detail += f" (+{len(event.recipients) - 3})"
+        case "message.acked":
+            detail = f"read {len(event.message_ids)}"
+        case "memory.updated":
+            detail = f"v{event.item.version} by {event.agent_id or 'operator'}"
+        case "memory.deleted":
+            detail = f"v{event.version} by {event.agent_id or 'operator'}"
     at = event.occurred_at.isoformat(timespec="milliseconds")
     return f"{at}  {event.type:26} {subject}  {detail}".rstrip()
 
@@ -53,7 +65,7 @@ async def tail(
         await consumer.topics()
         partitions = [
             TopicPartition(topic, p)
-            for topic in (settings.topics.agent_events, settings.topics.task_events)
+            for topic in settings.topics.event_logs
             for p in sorted(consumer.partitions_for_topic(topic) or [])
         ]
         consumer.assign(partitions)

@@ -49,6 +49,11 @@ class Topics:
         return f"{self.prefix}.agents.inbox"
 
     @property
+    def event_logs(self) -> tuple[str, ...]:
+        """Every event log: the source of truth, replayed to rebuild any state."""
+        return (self.agent_events, self.task_events, self.message_events, self.memory_events)
+
+    @property
     def system(self) -> str:
         """Worker liveness beacons, read by gateways for ``GET /health``."""
         return f"{self.prefix}.system"

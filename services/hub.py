@@ -13,15 +13,29 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from pydantic import BaseModel, ValidationError
 
+from core import memory as memory_core
+from core import messages as messages_core
+from core.deliveries import deliveries_for as task_deliveries
 from core.directory import AgentDirectory
 from kolony.follower import LogFollower, close_quietly
 from kolony.kafka import BrokerUnavailable, client_options
 from kolony.settings import Settings
 from schemas.base import CommandRejected
 from schemas.events import AnyEvent
-from schemas.registry import AGENT_EVENT
+from schemas.memory import MEMORY_EVENT, MemoryEvent
+from schemas.messages import MESSAGE_EVENT, MessageEvent
+from schemas.registry import (
+    AGENT_EVENT,
+    AgentDeregistered,
+    AgentEvent,
+    AgentExpired,
+    AgentStatus,
+)
 from schemas.system import WORKER_BEACON, WorkerBeacon
-from schemas.tasks import TASK_EVENT
+from schemas.tasks import TASK_EVENT, TaskEvent
+from services.mail import MessageStore
+from services.memory_board import MemoryBoard
+from services.pushes import Pushes
 from services.views import EventFeed, TaskBoard
 
 logger = logging.getLogger(__name__)
@@ -38,6 +52,7 @@ class Rejected(Exception):
         super().__init__(event.reason)
         self.code = event.code
         self.reason = event.reason
+        self.current_version = event.current_version
 
 
 class Hub:
@@ -48,13 +63,22 @@ class Hub:
         self.topics = settings.topics
         self.directory = AgentDirectory()
         self.board = TaskBoard()
+        self.messages = MessageStore(settings.message_history, settings.mailbox_size)
+        self.memory = MemoryBoard(settings.memory_history)
         self.feed = EventFeed(settings.recent_events)
+        self.pushes = Pushes()
         self.workers: dict[str, WorkerBeacon] = {}
         self._pending: dict[str, asyncio.Future[AnyEvent]] = {}
         self._producer: AIOKafkaProducer | None = None
         self.follower = LogFollower(
             settings,
-            [self.topics.agent_events, self.topics.task_events, self.topics.system],
+            [
+                self.topics.agent_events,
+                self.topics.task_events,
+                self.topics.message_events,
+                self.topics.memory_events,
+                self.topics.system,
+            ],
             self._on_records,
             quiet_topics=[self.topics.system],  # beacons are not traffic
             name="kolony-hub-reader",
@@ -136,16 +160,10 @@ class Hub:
         if topic == self.topics.system:
             self._on_beacons(records)
             return
-        tasks = topic == self.topics.task_events
+        fold = self._folds[topic]
         for record in records:
-            event: AnyEvent
             try:
-                if tasks:
-                    event = task_event = TASK_EVENT.validate_json(record.value)
-                    self.board.apply(task_event)
-                else:
-                    event = agent_event = AGENT_EVENT.validate_json(record.value)
-                    self.directory.apply(agent_event)
+                event = fold(record.value)
             except ValidationError:
                 logger.warning("skipping an undecodable event at %s@%s", topic, record.offset)
                 continue
@@ -153,6 +171,57 @@ class Hub:
             future = self._pending.get(event.command_id or "")
             if future is not None and not future.done():
                 future.set_result(event)
+
+    @property
+    def _folds(self) -> dict[str, Any]:
+        topics = self.topics
+        return {
+            topics.agent_events: self._fold_agent,
+            topics.task_events: self._fold_task,
+            topics.message_events: self._fold_message,
+            topics.memory_events: self._fold_memory,
+        }
+
+    def _fold_agent(self, value: bytes) -> AgentEvent:
+        event = AGENT_EVENT.validate_json(value)
+        agent_id = getattr(event, "agent_id", None)
+        before = self.directory.get(agent_id) if agent_id else None
+        self.directory.apply(event)
+        if agent_id is None or not self.pushes.active:
+            return event
+        after = self.directory.get(agent_id)
+        was_here = before is not None and before.status is not AgentStatus.OFFLINE
+        is_here = after is not None and after.status is not AgentStatus.OFFLINE
+        if is_here and not was_here:
+            self.pushes.presence("joined", agent_id, after)
+        elif was_here and not is_here and isinstance(event, AgentDeregistered | AgentExpired):
+            self.pushes.presence("left", agent_id, after)
+        return event
+
+    def _fold_task(self, value: bytes) -> TaskEvent:
+        event = TASK_EVENT.validate_json(value)
+        change = self.board.apply(event)
+        if change is not None and self.pushes.active:
+            for item in task_deliveries(event, *change):
+                self.pushes.deliver(item)
+        return event
+
+    def _fold_message(self, value: bytes) -> MessageEvent:
+        event = MESSAGE_EVENT.validate_json(value)
+        if self.messages.apply(event) and self.pushes.active:
+            for item in messages_core.deliveries_for(event):
+                self.pushes.deliver(item)
+        return event
+
+    def _fold_memory(self, value: bytes) -> MemoryEvent:
+        event = MEMORY_EVENT.validate_json(value)
+        change = self.memory.apply(event)
+        if change is not None and self.pushes.active:
+            key = getattr(event, "key", "")
+            subscribers = [a for a in self.directory.subscribers_of(key) if self.pushes.wants(a)]
+            for item in memory_core.deliveries_for(event, change[0], subscribers):
+                self.pushes.deliver(item)
+        return event
 
     def _on_beacons(self, records: Iterable[Any]) -> None:
         for record in records:

@@ -16,13 +16,16 @@ from schemas.registry import (
     RegisterAgent,
     RegisteredAgent,
     ReportableStatus,
+    SubscribeMemory,
+    UnsubscribeMemory,
 )
 from services.hub import Hub, HubUnavailable
 
 
 class UnknownAgent(LookupError):
-    def __init__(self, agent_id: str) -> None:
-        super().__init__(f"agent {agent_id!r} is not registered")
+    def __init__(self, agent_id: str, *, deregistered: bool = False) -> None:
+        why = "deregistered" if deregistered else "is not registered"
+        super().__init__(f"agent {agent_id!r} {why}")
         self.agent_id = agent_id
 
 
@@ -84,8 +87,31 @@ def get_agent(hub: Hub, agent_id: str) -> RegisteredAgent:
     require_caught_up(hub)
     agent = hub.directory.get(agent_id)
     if agent is None:
-        raise UnknownAgent(agent_id)
+        raise UnknownAgent(agent_id, deregistered=hub.directory.was_registered(agent_id))
     return agent
+
+
+async def subscribe(
+    hub: Hub, agent_id: str, patterns: list[str], *, issued_by: str = "gateway"
+) -> tuple[str, ...]:
+    """Add memory subscriptions; answers with all of the agent's subscriptions."""
+    get_agent(hub, agent_id)
+    command = SubscribeMemory(
+        **_envelope(None, issued_by), agent_id=agent_id, patterns=tuple(patterns)
+    )
+    await hub.execute(hub.topics.agent_commands, agent_id, command)
+    return _require(hub, agent_id).subscriptions
+
+
+async def unsubscribe(
+    hub: Hub, agent_id: str, patterns: list[str], *, issued_by: str = "gateway"
+) -> tuple[str, ...]:
+    get_agent(hub, agent_id)
+    command = UnsubscribeMemory(
+        **_envelope(None, issued_by), agent_id=agent_id, patterns=tuple(patterns)
+    )
+    await hub.execute(hub.topics.agent_commands, agent_id, command)
+    return _require(hub, agent_id).subscriptions
 
 
 def list_agents(
@@ -102,7 +128,7 @@ def list_agents(
 def _require(hub: Hub, agent_id: str) -> RegisteredAgent:
     agent = hub.directory.get(agent_id)
     if agent is None:
-        raise UnknownAgent(agent_id)
+        raise UnknownAgent(agent_id, deregistered=hub.directory.was_registered(agent_id))
     return agent
 
 

@@ -23,17 +23,19 @@ class TaskBoard:
         self._entries: dict[str, TaskEntry] = {}
         self._events: dict[str, list[TaskEvent]] = {}
 
-    def apply(self, event: TaskEvent) -> None:
+    def apply(self, event: TaskEvent) -> tuple[TaskEntry, TaskEntry] | None:
+        """Fold ``event``; the task's entry before and after it (None: nothing changed)."""
         task_id = subject_of(event)
         if task_id is None:
-            return
+            return None
         before = self._entries.get(task_id) or tasks.initial_state()
         after = tasks.evolve(before, event)
         if after is before and not isinstance(event, CommandRejected):
-            return  # an event published twice
+            return None  # an event published twice
         if not isinstance(event, CommandRejected) or before.task is not None:
             self._events.setdefault(task_id, []).append(event)
         self._entries[task_id] = after
+        return None if after is before else (before, after)
 
     def entry(self, task_id: str) -> TaskEntry | None:
         """The task's entry, deleted ones included (None: never submitted)."""

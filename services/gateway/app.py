@@ -10,7 +10,7 @@ from fastapi import FastAPI
 import kolony
 from kolony.settings import Settings
 from services.gateway.errors import install_error_handlers
-from services.gateway.routers import agents, events, system, tasks
+from services.gateway.routers import agents, events, memory, messages, system, tasks, ws
 from services.hub import Hub
 
 
@@ -41,5 +41,8 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
     app.include_router(system.router)
     app.include_router(agents.router)
     app.include_router(tasks.router)
+    app.include_router(messages.router)
+    app.include_router(memory.router)
     app.include_router(events.router)
+    app.include_router(ws.router)
     return app

@@ -6,6 +6,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from services.hub import HubUnavailable, Rejected
+from services.memory import ReadRefused, UnknownKey
+from services.messages import UnknownMessage
 from services.registry import UnknownAgent
 from services.tasks import UnknownTask
 
@@ -15,12 +17,16 @@ REJECTION_STATUS = {"invalid": 422, "not_found": 404, "conflict": 409, "forbidde
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Rejected)
     async def _rejected(_: Request, exc: Rejected) -> JSONResponse:
-        return JSONResponse(
-            {"detail": exc.reason, "code": exc.code}, status_code=REJECTION_STATUS[exc.code]
-        )
+        return JSONResponse(error_body(exc), status_code=REJECTION_STATUS[exc.code])
+
+    @app.exception_handler(ReadRefused)
+    async def _refused(_: Request, exc: ReadRefused) -> JSONResponse:
+        return JSONResponse({"detail": str(exc), "code": "forbidden"}, status_code=403)
 
     @app.exception_handler(UnknownAgent)
     @app.exception_handler(UnknownTask)
+    @app.exception_handler(UnknownMessage)
+    @app.exception_handler(UnknownKey)
     async def _unknown(_: Request, exc: LookupError) -> JSONResponse:
         return JSONResponse({"detail": str(exc), "code": "not_found"}, status_code=404)
 
@@ -31,3 +37,10 @@ def install_error_handlers(app: FastAPI) -> None:
             status_code=503,
             headers={"Retry-After": "1"},
         )
+
+
+def error_body(exc: Rejected) -> dict[str, object]:
+    body: dict[str, object] = {"detail": exc.reason, "code": exc.code}
+    if exc.current_version is not None:
+        body["current_version"] = exc.current_version
+    return body

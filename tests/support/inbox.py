@@ -17,9 +17,10 @@ from streams.partitioning import partition_for
 class Inbox:
     """Collects the deliveries for ``agent_id`` from the moment it starts."""
 
-    def __init__(self, settings: Settings, agent_id: str) -> None:
+    def __init__(self, settings: Settings, agent_id: str, *, from_beginning: bool = False) -> None:
         self.settings = settings
         self.agent_id = agent_id
+        self.from_beginning = from_beginning
         self.items: list[InboxItem] = []
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
@@ -32,7 +33,10 @@ class Inbox:
             self.settings.topics.agent_inbox, partition_for(key, self.settings.inbox_partitions)
         )
         self._consumer.assign([tp])
-        await self._consumer.seek_to_end(tp)
+        if self.from_beginning:
+            await self._consumer.seek_to_beginning(tp)
+        else:
+            await self._consumer.seek_to_end(tp)
         await self._consumer.position(tp)  # resolve "end" now, before anything is delivered
         self._task = asyncio.create_task(self._read(key))
         return self
@@ -45,6 +49,10 @@ class Inbox:
                 self.items.extend(
                     INBOX_ITEM.validate_json(r.value) for r in records if r.key == key
                 )
+
+    def messages(self) -> list[Any]:
+        """The message records delivered, in delivery order."""
+        return [i.record for i in self.items if i.type == "inbox.message"]
 
     def of_type(self, kind: str, task_id: str | None = None) -> list[Any]:
         return [

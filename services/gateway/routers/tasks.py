@@ -5,72 +5,29 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Path, Query
-from pydantic import AliasChoices, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from core.queries import TaskFilter
 from schemas.a2a import Artifact, Message
 from schemas.base import ENTITY_ID_PATTERN
 from schemas.events import ANY_EVENT
+from schemas.requests import CreateTask, Id, StatusUpdate, Strict
 from schemas.tasks import (
-    Capability,
     Priority,
     Reason,
-    Retries,
     StateInput,
     TaskAssignment,
     TaskRecord,
-    TaskTtl,
 )
 from services import tasks
 from services.gateway.deps import HubDep
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
 
-Id = Annotated[str, Field(min_length=1, max_length=128, pattern=ENTITY_ID_PATTERN)]
 TaskId = Annotated[str, Path(min_length=1, max_length=128, pattern=ENTITY_ID_PATTERN)]
 HistoryLength = Annotated[
     int | None, Query(ge=0, le=10_000, description="keep only the last N history messages")
 ]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class CreateTask(Strict):
-    """Thronglets' request (``context_id``, ``initial_message``, ``metadata``), and more."""
-
-    id: Id | None = Field(default=None, description="a task id of your own (default: a uuid)")
-    context_id: Id | None = None
-    initial_message: Message | Annotated[str, Field(max_length=100_000)] | None = None
-    metadata: dict[str, Any] | None = None
-    title: Annotated[str, Field(min_length=1, max_length=200)] | None = None
-    description: Annotated[str, Field(max_length=10_000)] | None = None
-    priority: Priority = Field(default=Priority.NORMAL, description="1 (low) to 4 (urgent)")
-    due_at: AwareDatetime | None = Field(
-        default=None, validation_alias=AliasChoices("due_at", "due_date")
-    )
-    ttl: TaskTtl | None = Field(default=None, description="seconds until the task expires")
-    input: Any = None
-    requester_id: Id | None = Field(
-        default=None, validation_alias=AliasChoices("requester_id", "creator_id", "requester")
-    )
-    assignee_id: Id | None = Field(
-        default=None, validation_alias=AliasChoices("assignee_id", "agent_id", "assignee")
-    )
-    capability: Capability | None = None
-    max_retries: Retries | None = None
-
-
-class StatusUpdate(Strict):
-    """A new state (A2A's, or a seed's spelling), with what the agent has to say."""
-
-    state: StateInput = Field(validation_alias=AliasChoices("state", "status"))
-    message: Message | Annotated[str, Field(max_length=100_000)] | None = None
-    artifacts: list[Artifact] = Field(default_factory=list, max_length=64)
-    result: Any = None
-    reason: Reason | None = None
-    agent_id: Id | None = Field(default=None, description="the reporting agent (the assignee)")
 
 
 class Completion(Strict):

@@ -1,0 +1,101 @@
+"""``/memory``: versioned shared values with compare-and-set, access control, subscriptions."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel
+
+from schemas.base import ENTITY_ID_PATTERN
+from schemas.events import ANY_EVENT
+from schemas.memory import MemoryItem
+from schemas.requests import SetMemoryRequest, SubscribeRequest
+from services import memory, registry
+from services.gateway.deps import HubDep
+
+router = APIRouter(tags=["memory"])
+
+Key = Annotated[str, Path(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$")]
+AgentId = Annotated[str, Path(min_length=1, max_length=128, pattern=ENTITY_ID_PATTERN)]
+Reader = Annotated[
+    str | None, Query(max_length=128, description="the reading agent (default: the operator)")
+]
+
+
+class MemoryList(BaseModel):
+    items: list[MemoryItem]
+    total: int
+
+
+class Deleted(BaseModel):
+    status: str = "deleted"
+    key: str
+
+
+class Subscriptions(BaseModel):
+    agent_id: str
+    subscriptions: list[str]
+
+
+@router.put("/memory/{key}", response_model=MemoryItem)
+async def set_value(hub: HubDep, key: Key, body: SetMemoryRequest) -> MemoryItem:
+    """Write a JSON value. With ``expected_version`` it is compare-and-set: a lost race
+    answers 409 with ``current_version``. Only writers may write, only the owner may
+    change ``readers``/``writers``: others get 403."""
+    return await memory.set_value(hub, key, body)
+
+
+@router.get("/memory", response_model=MemoryList)
+async def list_values(
+    hub: HubDep,
+    prefix: Annotated[str, Query(max_length=256)] = "",
+    agent_id: Reader = None,
+) -> MemoryList:
+    """Keys under ``prefix`` that ``agent_id`` may read, by key."""
+    items = memory.list_values(hub, prefix=prefix, agent_id=agent_id)
+    return MemoryList(items=items, total=len(items))
+
+
+@router.get("/memory/{key}", response_model=MemoryItem)
+async def get_value(hub: HubDep, key: Key, agent_id: Reader = None) -> MemoryItem:
+    return memory.get_value(hub, key, agent_id=agent_id)
+
+
+@router.delete("/memory/{key}", response_model=Deleted)
+async def delete_value(
+    hub: HubDep,
+    key: Key,
+    agent_id: Reader = None,
+    expected_version: Annotated[int | None, Query(ge=1)] = None,
+) -> Deleted:
+    await memory.delete_value(hub, key, agent_id=agent_id, expected_version=expected_version)
+    return Deleted(key=key)
+
+
+@router.get("/memory/{key}/history")
+async def history(hub: HubDep, key: Key, agent_id: Reader = None) -> list[dict[str, Any]]:
+    """The key's recent writes and deletions, oldest first."""
+    return [
+        ANY_EVENT.dump_python(e, mode="json", exclude_none=True)
+        for e in memory.history(hub, key, agent_id=agent_id)
+    ]
+
+
+@router.get("/agents/{agent_id}/subscriptions", response_model=Subscriptions)
+async def subscriptions(hub: HubDep, agent_id: AgentId) -> Subscriptions:
+    agent = registry.get_agent(hub, agent_id)
+    return Subscriptions(agent_id=agent_id, subscriptions=list(agent.subscriptions))
+
+
+@router.post("/agents/{agent_id}/subscriptions", response_model=Subscriptions)
+async def subscribe(hub: HubDep, agent_id: AgentId, body: SubscribeRequest) -> Subscriptions:
+    """Hear ``memory.updated`` for these keys and prefixes (inbox, WebSocket)."""
+    held = await registry.subscribe(hub, agent_id, body.all_patterns())
+    return Subscriptions(agent_id=agent_id, subscriptions=list(held))
+
+
+@router.delete("/agents/{agent_id}/subscriptions", response_model=Subscriptions)
+async def unsubscribe(hub: HubDep, agent_id: AgentId, body: SubscribeRequest) -> Subscriptions:
+    held = await registry.unsubscribe(hub, agent_id, body.all_patterns())
+    return Subscriptions(agent_id=agent_id, subscriptions=list(held))

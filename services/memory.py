@@ -1,0 +1,97 @@
+"""Shared-memory operations: the one place REST, WebSocket, CLI and MCP all call."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from core.memory import can_read
+from schemas.memory import DeleteMemory, MemoryEvent, MemoryItem, SetMemory
+from schemas.requests import SetMemoryRequest
+from services.hub import Hub
+from services.registry import get_agent, require_caught_up
+
+
+class UnknownKey(LookupError):
+    def __init__(self, key: str) -> None:
+        super().__init__(f"memory key {key!r} does not exist")
+        self.key = key
+
+
+class ReadRefused(PermissionError):
+    """The agent is not among the key's readers (HTTP 403)."""
+
+    def __init__(self, key: str, agent_id: str) -> None:
+        super().__init__(f"agent {agent_id!r} may not read {key!r}: not among its readers")
+
+
+def _envelope(issued_by: str) -> dict[str, Any]:
+    return {"command_id": str(uuid.uuid4()), "issued_at": datetime.now(UTC), "issued_by": issued_by}
+
+
+async def set_value(
+    hub: Hub, key: str, request: SetMemoryRequest, *, issued_by: str = "gateway"
+) -> MemoryItem:
+    """Write ``key``; a lost compare-and-set race is :class:`services.hub.Rejected` (409)
+    carrying the current version."""
+    if request.agent_id is not None:
+        get_agent(hub, request.agent_id)
+    command = SetMemory(
+        **_envelope(issued_by),
+        key=key,
+        value=request.value,
+        agent_id=request.agent_id,
+        expected_version=request.expected_version,
+        readers=request.readers,
+        writers=request.writers,
+    )
+    await hub.execute(hub.topics.memory_commands, key, command)
+    item = hub.memory.get(key)
+    if item is None:  # deleted again by someone else in the meantime
+        raise UnknownKey(key)
+    return item
+
+
+def get_value(hub: Hub, key: str, *, agent_id: str | None = None) -> MemoryItem:
+    require_caught_up(hub)
+    item = hub.memory.get(key)
+    if item is None:
+        raise UnknownKey(key)
+    if not can_read(item.acl, agent_id):
+        raise ReadRefused(key, agent_id or "")
+    return item
+
+
+def list_values(hub: Hub, *, prefix: str = "", agent_id: str | None = None) -> list[MemoryItem]:
+    """Items under ``prefix`` that ``agent_id`` may read, by key."""
+    require_caught_up(hub)
+    return [item for item in hub.memory.items(prefix) if can_read(item.acl, agent_id)]
+
+
+async def delete_value(
+    hub: Hub,
+    key: str,
+    *,
+    agent_id: str | None = None,
+    expected_version: int | None = None,
+    issued_by: str = "gateway",
+) -> None:
+    require_caught_up(hub)
+    if hub.memory.get(key) is None:
+        raise UnknownKey(key)
+    command = DeleteMemory(
+        **_envelope(issued_by), key=key, agent_id=agent_id, expected_version=expected_version
+    )
+    await hub.execute(hub.topics.memory_commands, key, command)
+
+
+def history(hub: Hub, key: str, *, agent_id: str | None = None) -> list[MemoryEvent]:
+    """The key's recent writes and deletions, oldest first (readers of the key only)."""
+    require_caught_up(hub)
+    if not hub.memory.known(key):
+        raise UnknownKey(key)
+    item = hub.memory.get(key)
+    if item is not None and not can_read(item.acl, agent_id):
+        raise ReadRefused(key, agent_id or "")
+    return hub.memory.events(key)
