@@ -15,6 +15,7 @@ from schemas.memory import MEMORY_COMMAND, MEMORY_ENTRY, MEMORY_EVENT, MemoryIte
 from schemas.messages import MESSAGE_COMMAND, MESSAGE_EVENT, MESSAGING_STATE, MessageRecord
 from schemas.registry import AGENT_COMMAND, AGENT_EVENT, AgentState, RegisteredAgent
 from schemas.system import WorkerBeacon
+from schemas.ws import CLIENT_FRAME, SERVER_FRAME
 from schemas.tasks import TASK_COMMAND, TASK_ENTRY, TASK_EVENT, TaskRecord
 
 SCHEMAS: dict[str, TypeAdapter[Any]] = {
@@ -38,12 +39,21 @@ SCHEMAS: dict[str, TypeAdapter[Any]] = {
     "memory-entry": MEMORY_ENTRY,
     "memory-item": TypeAdapter(MemoryItem),
     "inbox-item": INBOX_ITEM,
+    "ws-client-frame": CLIENT_FRAME,
+    "ws-server-frame": SERVER_FRAME,
     "worker-beacon": TypeAdapter(WorkerBeacon),
 }
 
 
+INPUTS = {"ws-client-frame"}
+
+
 def render(name: str) -> str:
-    schema = SCHEMAS[name].json_schema(mode="serialization")
+    # What clients send is described as it is validated (aliases included), the rest as sent.
+    if name in INPUTS:
+        schema = SCHEMAS[name].json_schema(mode="validation")
+    else:
+        schema = SCHEMAS[name].json_schema(mode="serialization")
     schema = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": f"kolony:{name}",

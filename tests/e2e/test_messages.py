@@ -121,7 +121,11 @@ async def test_direct_messages_arrive_in_order_and_are_read_once(stack: Any, inb
 
     # Sending the same message id again is a safe retry: the original comes back.
     again_sent = await send(
-        client, sender_id=alice, to=bob, content="note 1", message_id=sent[1]["record"]["message_id"]
+        client,
+        sender_id=alice,
+        to=bob,
+        content="note 1",
+        message_id=sent[1]["record"]["message_id"],
     )
     assert again_sent["record"] == sent[1]["record"]
 
@@ -232,9 +236,7 @@ async def test_order_under_load_and_redelivered_commands(stack: Any, inboxes: An
     inbox = await inboxes(hub, reader)
     per_sender = 150
     topic = hub.settings.topics.message_commands
-    commands = {
-        s: [command(s, reader, f"{s}:{n}") for n in range(per_sender)] for s in senders
-    }
+    commands = {s: [command(s, reader, f"{s}:{n}") for n in range(per_sender)] for s in senders}
 
     async def publish(sender: str) -> None:
         for n, sent in enumerate(commands[sender]):
@@ -263,9 +265,7 @@ async def test_order_under_load_and_redelivered_commands(stack: Any, inboxes: An
     assert len(mailbox) == total
 
 
-async def test_an_offline_agent_gets_its_messages_when_it_returns(
-    stack: Any, inboxes: Any
-) -> None:
+async def test_an_offline_agent_gets_its_messages_when_it_returns(stack: Any, inboxes: Any) -> None:
     hub = await stack()
     client = hub.client
     alice = await register(client, skilled("alice", "plan"))
