@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 
-from bench import kolony_bench, raw
+from bench import kolony_bench, messaging_bench, raw
 from kolony.broker import EmbeddedBroker, client_overrides, free_port
 from kolony.kafka import ensure_topics
 from kolony.settings import Settings
@@ -116,6 +116,19 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
         report["task_commands_decided_per_s"] = round(decided)
         report["task_commands_published_per_s"] = round(published)
 
+        print(f"# direct messages at {args.message_rate:g}/s", file=sys.stderr)
+        direct = await messaging_bench.direct_message_latency(
+            settings, args.message_rate, args.seconds
+        )
+        report["direct_messages"] = {
+            "rate_per_s": args.message_rate,
+            **asdict(direct),
+            "lost_or_late": int(args.message_rate * args.seconds) - direct.count,
+        }
+        print(f"# broadcast to {args.listeners} agents", file=sys.stderr)
+        fan_out = await messaging_bench.broadcast_fan_out(settings, args.listeners, 30)
+        report["broadcast"] = {"agents": args.listeners, **asdict(fan_out)}
+
         gateway = KolonyProcess(
             ["gateway", "--log-level", "warning"], settings, workdir / "gateway.log"
         ).start()
@@ -137,7 +150,10 @@ def markdown(report: dict[str, object]) -> str:
     rt = report["raw_round_trip"]
     post = report["post_agents"]
     delegation = report["delegation"]
+    direct = report["direct_messages"]
+    fan_out = report["broadcast"]
     assert isinstance(rt, dict) and isinstance(post, dict) and isinstance(delegation, dict)
+    assert isinstance(direct, dict) and isinstance(fan_out, dict)
     return "\n".join(
         [
             f"Run {report['when']} on {report['machine']}; broker: {report['broker']}.",
@@ -158,6 +174,13 @@ def markdown(report: dict[str, object]) -> str:
             f"{delegation['lost_or_late']} not back within 3 min) |",
             f"| task commands decided by one worker | "
             f"{report['task_commands_decided_per_s']:,} /s |",
+            f"| direct message at {direct['rate_per_s']:g} msg/s (send → recipient's inbox) | "
+            f"p50 {direct['p50_ms']:.2f} ms, p99 {direct['p99_ms']:.2f} ms, "
+            f"max {direct['max_ms']:.2f} ms ({direct['count']} messages; "
+            f"{direct['lost_or_late']} not delivered within 2 min) |",
+            f"| broadcast to {fan_out['agents']} agents (send → last delivery) | "
+            f"p50 {fan_out['p50_ms']:.2f} ms, p99 {fan_out['p99_ms']:.2f} ms, "
+            f"max {fan_out['max_ms']:.2f} ms ({fan_out['count']} broadcasts) |",
         ]
     )
 
@@ -172,6 +195,8 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--task-rate", type=float, default=200.0, help="delegations per second")
     parser.add_argument("--tasks", type=int, default=20_000, help="tasks for the throughput run")
+    parser.add_argument("--message-rate", type=float, default=1_000.0, help="messages per second")
+    parser.add_argument("--listeners", type=int, default=1_000, help="agents a broadcast reaches")
     result = asyncio.run(main(parser.parse_args()))
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{result['when']}.json".replace(":", "-")).write_text(json.dumps(result, indent=2))
