@@ -95,21 +95,24 @@ async def subscribe(
     hub: Hub, agent_id: str, patterns: list[str], *, issued_by: str = "gateway"
 ) -> tuple[str, ...]:
     """Add memory subscriptions; answers with all of the agent's subscriptions."""
-    get_agent(hub, agent_id)
-    command = SubscribeMemory(
-        **_envelope(None, issued_by), agent_id=agent_id, patterns=tuple(patterns)
-    )
-    await hub.execute(hub.topics.agent_commands, agent_id, command)
-    return _require(hub, agent_id).subscriptions
+    return await _subscriptions(hub, SubscribeMemory, agent_id, patterns, issued_by)
 
 
 async def unsubscribe(
     hub: Hub, agent_id: str, patterns: list[str], *, issued_by: str = "gateway"
 ) -> tuple[str, ...]:
+    return await _subscriptions(hub, UnsubscribeMemory, agent_id, patterns, issued_by)
+
+
+async def _subscriptions(
+    hub: Hub,
+    kind: type[SubscribeMemory | UnsubscribeMemory],
+    agent_id: str,
+    patterns: list[str],
+    issued_by: str,
+) -> tuple[str, ...]:
     get_agent(hub, agent_id)
-    command = UnsubscribeMemory(
-        **_envelope(None, issued_by), agent_id=agent_id, patterns=tuple(patterns)
-    )
+    command = kind(**_envelope(None, issued_by), agent_id=agent_id, patterns=tuple(patterns))
     await hub.execute(hub.topics.agent_commands, agent_id, command)
     return _require(hub, agent_id).subscriptions
 
