@@ -101,6 +101,19 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
         report["heartbeats_decided_per_s"] = round(decided)
         report["heartbeats_published_per_s"] = round(published)
 
+        print(f"# direct messages at {args.message_rate:g}/s", file=sys.stderr)
+        direct = await messaging_bench.direct_message_latency(
+            settings, args.message_rate, args.seconds
+        )
+        report["direct_messages"] = {
+            "rate_per_s": args.message_rate,
+            **asdict(direct),
+            "lost_or_late": int(args.message_rate * args.seconds) - direct.count,
+        }
+        print(f"# broadcast to {args.listeners} agents", file=sys.stderr)
+        fan_out = await messaging_bench.broadcast_fan_out(settings, args.listeners, 30)
+        report["broadcast"] = {"agents": args.listeners, **asdict(fan_out)}
+
         print(f"# delegation round trip at {args.task_rate:g}/s", file=sys.stderr)
         delegation = await kolony_bench.delegation_round_trip(
             settings, args.task_rate, args.seconds
@@ -115,19 +128,6 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
         decided, published = await kolony_bench.task_commands_per_second(settings, args.tasks)
         report["task_commands_decided_per_s"] = round(decided)
         report["task_commands_published_per_s"] = round(published)
-
-        print(f"# direct messages at {args.message_rate:g}/s", file=sys.stderr)
-        direct = await messaging_bench.direct_message_latency(
-            settings, args.message_rate, args.seconds
-        )
-        report["direct_messages"] = {
-            "rate_per_s": args.message_rate,
-            **asdict(direct),
-            "lost_or_late": int(args.message_rate * args.seconds) - direct.count,
-        }
-        print(f"# broadcast to {args.listeners} agents", file=sys.stderr)
-        fan_out = await messaging_bench.broadcast_fan_out(settings, args.listeners, 30)
-        report["broadcast"] = {"agents": args.listeners, **asdict(fan_out)}
 
         gateway = KolonyProcess(
             ["gateway", "--log-level", "warning"], settings, workdir / "gateway.log"
