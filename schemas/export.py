@@ -15,8 +15,8 @@ from schemas.memory import MEMORY_COMMAND, MEMORY_ENTRY, MEMORY_EVENT, MemoryIte
 from schemas.messages import MESSAGE_COMMAND, MESSAGE_EVENT, MESSAGING_STATE, MessageRecord
 from schemas.registry import AGENT_COMMAND, AGENT_EVENT, AgentState, RegisteredAgent
 from schemas.system import WorkerBeacon
-from schemas.ws import CLIENT_FRAME, SERVER_FRAME
 from schemas.tasks import TASK_COMMAND, TASK_ENTRY, TASK_EVENT, TaskRecord
+from schemas.ws import CLIENT_FRAME, SERVER_FRAME
 
 SCHEMAS: dict[str, TypeAdapter[Any]] = {
     "agent-command": AGENT_COMMAND,
