@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -84,6 +84,12 @@ class Hub:
             name="kolony-hub-reader",
         )
         self.fetch_wait = self.follower.fetch_wait
+        self._folds: dict[str, Callable[[bytes], AnyEvent]] = {
+            self.topics.agent_events: self._fold_agent,
+            self.topics.task_events: self._fold_task,
+            self.topics.message_events: self._fold_message,
+            self.topics.memory_events: self._fold_memory,
+        }
 
     # lifecycle
 
@@ -171,16 +177,6 @@ class Hub:
             future = self._pending.get(event.command_id or "")
             if future is not None and not future.done():
                 future.set_result(event)
-
-    @property
-    def _folds(self) -> dict[str, Any]:
-        topics = self.topics
-        return {
-            topics.agent_events: self._fold_agent,
-            topics.task_events: self._fold_task,
-            topics.message_events: self._fold_message,
-            topics.memory_events: self._fold_memory,
-        }
 
     def _fold_agent(self, value: bytes) -> AgentEvent:
         event = AGENT_EVENT.validate_json(value)

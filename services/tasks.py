@@ -9,6 +9,7 @@ from typing import Any
 
 from core.queries import TaskFilter, page_of, select_tasks
 from schemas.a2a import Artifact, Message, Part, Role, TaskState
+from schemas.requests import CreateTask
 from schemas.tasks import (
     AssignTask,
     CancelTask,
@@ -48,6 +49,14 @@ class NewTask:
     assignee_id: str | None = None
     capability: str | None = None
     max_retries: int | None = None
+
+
+def new_task_from(body: CreateTask, **overrides: Any) -> NewTask:
+    """The ``POST /tasks`` body (also ``task:create``'s) as a :class:`NewTask`: the same fields,
+    but for two names kept short on the wire."""
+    fields = {name: getattr(body, name) for name in CreateTask.model_fields}
+    fields["task_id"], fields["ttl_seconds"] = fields.pop("id"), fields.pop("ttl")
+    return NewTask(**{**fields, **overrides})
 
 
 @dataclass(frozen=True)

@@ -102,11 +102,9 @@ async def _ack(socket: Socket, frame: Ack) -> Any:
 
 
 async def _task_create(socket: Socket, frame: TaskCreate) -> Any:
-    body = frame.task
-    fields = {name: getattr(body, name) for name in type(body).model_fields}
-    fields["task_id"], fields["ttl_seconds"] = fields.pop("id"), fields.pop("ttl")
-    fields["requester_id"] = fields.get("requester_id") or _me(socket)
-    return await tasks.create_task(socket.hub, tasks.NewTask(**fields), issued_by="websocket")
+    requester = frame.task.requester_id or _me(socket)
+    new = tasks.new_task_from(frame.task, requester_id=requester)
+    return await tasks.create_task(socket.hub, new, issued_by="websocket")
 
 
 async def _task_assign(socket: Socket, frame: TaskAssign) -> Any:

@@ -63,11 +63,7 @@ class Deleted(BaseModel):
 @router.post("", response_model=TaskRecord, response_model_exclude_none=True)
 async def create_task(hub: HubDep, body: CreateTask) -> TaskRecord:
     """Create a task for an agent (``assignee_id``) or a capability; answers once decided."""
-    # The body's fields are NewTask's, but for two names kept short on the wire.
-    fields = {name: getattr(body, name) for name in CreateTask.model_fields}
-    fields["task_id"], fields["ttl_seconds"] = fields.pop("id"), fields.pop("ttl")
-    new = tasks.NewTask(**fields)
-    return await tasks.create_task(hub, new)
+    return await tasks.create_task(hub, tasks.new_task_from(body))
 
 
 def _list(
