@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -15,9 +16,11 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -28,6 +31,7 @@ from kolony.settings import Settings
 from tests.support.processes import KolonyProcess
 
 RESULTS = Path(__file__).parent / "results"
+HISTORY = (1_000, 3_000, 5_000, 8_000)  # record batches already in the partition
 
 
 def machine() -> str:
@@ -55,6 +59,42 @@ def wait_health(url: str, timeout: float) -> None:
     raise TimeoutError(f"{url}/health not ready in {timeout:g} s")
 
 
+@contextlib.asynccontextmanager
+async def fresh_hub(
+    base: Settings, workdir: Path, gateway: bool = False
+) -> AsyncIterator[Settings]:
+    """A worker (and a gateway) on topics of their own: each measure starts from empty logs.
+
+    The embedded broker's fetches cost time in proportion to the record batches a partition
+    already holds (see ``raw.tail_latency_by_history``); sharing topics between phases
+    would make each phase pay for the ones before it.
+    """
+    settings = base.model_copy(update={"topic_prefix": f"bench{uuid.uuid4().hex[:6]}"})
+    await ensure_topics(settings)
+    prefix = settings.topic_prefix
+    processes = [
+        KolonyProcess(
+            ["worker", "--log-level", "warning"], settings, workdir / f"{prefix}.worker.log"
+        )
+    ]
+    if gateway:
+        processes.append(
+            KolonyProcess(
+                ["gateway", "--log-level", "warning"], settings, workdir / f"{prefix}.gateway.log"
+            )
+        )
+    try:
+        for process in processes:
+            process.start()
+        if gateway:
+            await asyncio.to_thread(wait_health, f"http://127.0.0.1:{settings.port}", 60)
+        yield settings
+    finally:
+        for process in reversed(processes):
+            if process.process is not None:
+                process.terminate()
+
+
 async def main(args: argparse.Namespace) -> dict[str, object]:
     broker = None
     bootstrap = os.environ.get("KOLONY_BOOTSTRAP_SERVERS")
@@ -63,18 +103,17 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
         broker = EmbeddedBroker(0, log_path=workdir / "broker.log")
         bootstrap = broker.start()
     kind = "embedded (Tansu)" if broker else f"Kafka at {bootstrap}"
-    clients = client_overrides() if broker else {"fetch_max_wait_ms": 500}
-    settings = Settings(
+    clients: dict[str, Any] = client_overrides() if broker else {"fetch_max_wait_ms": 500}
+    base = Settings(
         bootstrap_servers=bootstrap,
-        topic_prefix=f"bench{uuid.uuid4().hex[:6]}",
+        topic_prefix="bench",
         partitions=8,
         data_dir=workdir / "data",
         beacon_interval=0.25,
         port=free_port(),
         **clients,
     )
-    fetch_wait = settings.fetch_max_wait_ms
-    processes: list[KolonyProcess] = []
+    fetch_wait = base.fetch_max_wait_ms
     report: dict[str, object] = {
         "machine": machine(),
         "broker": kind,
@@ -88,59 +127,73 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
         report["raw_round_trip"] = asdict(
             await raw.round_trip(bootstrap, args.samples, 100, fetch_wait)
         )
+        report["raw_tail_by_history"] = [
+            {"batches": n, **asdict(latency)}
+            for n, latency in await raw.tail_latency_by_history(bootstrap, HISTORY, fetch_wait)
+        ]
 
-        await ensure_topics(settings)
-        worker = KolonyProcess(
-            ["worker", "--log-level", "warning"], settings, workdir / "worker.log"
-        ).start()
-        processes.append(worker)
         print("# heartbeats decided by one worker", file=sys.stderr)
-        decided, published = await kolony_bench.heartbeats_per_second(
-            settings, args.agents, args.heartbeats
-        )
+        async with fresh_hub(base, workdir) as settings:
+            decided, published = await kolony_bench.heartbeats_per_second(
+                settings, args.agents, args.heartbeats
+            )
         report["heartbeats_decided_per_s"] = round(decided)
         report["heartbeats_published_per_s"] = round(published)
 
-        print(f"# direct messages at {args.message_rate:g}/s", file=sys.stderr)
-        direct = await messaging_bench.direct_message_latency(
-            settings, args.message_rate, args.seconds
+        rate, pairs = args.message_rate, args.pairs
+        print(f"# raw relay at {rate:g}/s over {pairs} pairs", file=sys.stderr)
+        relay = await messaging_bench.relay_latency(
+            base.model_copy(update={"topic_prefix": f"bench{uuid.uuid4().hex[:6]}"}),
+            rate,
+            args.seconds,
+            pairs,
+            workdir,
         )
+        report["relay"] = {"rate_per_s": rate, "pairs": pairs, **asdict(relay)}
+
+        print(f"# direct messages at {rate:g}/s over {pairs} pairs", file=sys.stderr)
+        async with fresh_hub(base, workdir) as settings:
+            direct = await messaging_bench.direct_message_latency(
+                settings, rate, args.seconds, pairs
+            )
         report["direct_messages"] = {
-            "rate_per_s": args.message_rate,
+            "rate_per_s": rate,
+            "pairs": pairs,
             **asdict(direct),
-            "lost_or_late": int(args.message_rate * args.seconds) - direct.count,
+            "lost_or_late": int(rate * args.seconds) - direct.count,
         }
+
         print(f"# broadcast to {args.listeners} agents", file=sys.stderr)
-        fan_out = await messaging_bench.broadcast_fan_out(settings, args.listeners, 30)
+        async with fresh_hub(base, workdir) as settings:
+            fan_out = await messaging_bench.broadcast_fan_out(settings, args.listeners, 30)
         report["broadcast"] = {"agents": args.listeners, **asdict(fan_out)}
 
         print(f"# delegation round trip at {args.task_rate:g}/s", file=sys.stderr)
-        delegation = await kolony_bench.delegation_round_trip(
-            settings, args.task_rate, args.seconds
-        )
+        async with fresh_hub(base, workdir) as settings:
+            delegation = await kolony_bench.delegation_round_trip(
+                settings, args.task_rate, args.seconds
+            )
         sent = int(args.task_rate * args.seconds)
         report["delegation"] = {
             "rate_per_s": args.task_rate,
             **asdict(delegation),
             "lost_or_late": sent - delegation.count,
         }
+
         print("# task commands decided by one worker", file=sys.stderr)
-        decided, published = await kolony_bench.task_commands_per_second(settings, args.tasks)
+        async with fresh_hub(base, workdir) as settings:
+            decided, published = await kolony_bench.task_commands_per_second(settings, args.tasks)
         report["task_commands_decided_per_s"] = round(decided)
         report["task_commands_published_per_s"] = round(published)
 
-        gateway = KolonyProcess(
-            ["gateway", "--log-level", "warning"], settings, workdir / "gateway.log"
-        ).start()
-        processes.append(gateway)
-        url = f"http://127.0.0.1:{settings.port}"
-        await asyncio.to_thread(wait_health, url, 60)
         print(f"# POST /agents at {args.rate:g}/s for {args.seconds:g} s", file=sys.stderr)
-        latency, failures = await kolony_bench.register_latency(url, args.rate, args.seconds, 200)
+        async with fresh_hub(base, workdir, gateway=True) as settings:
+            url = f"http://127.0.0.1:{settings.port}"
+            latency, failures = await kolony_bench.register_latency(
+                url, args.rate, args.seconds, 200
+            )
         report["post_agents"] = {"rate_per_s": args.rate, **asdict(latency), "failures": failures}
     finally:
-        for process in reversed(processes):
-            process.terminate()
         if broker is not None:
             broker.stop()
     return report
@@ -152,8 +205,11 @@ def markdown(report: dict[str, object]) -> str:
     delegation = report["delegation"]
     direct = report["direct_messages"]
     fan_out = report["broadcast"]
+    relay = report["relay"]
+    history = report["raw_tail_by_history"]
     assert isinstance(rt, dict) and isinstance(post, dict) and isinstance(delegation, dict)
-    assert isinstance(direct, dict) and isinstance(fan_out, dict)
+    assert isinstance(direct, dict) and isinstance(fan_out, dict) and isinstance(relay, dict)
+    assert isinstance(history, list)
     return "\n".join(
         [
             f"Run {report['when']} on {report['machine']}; broker: {report['broker']}.",
@@ -174,13 +230,24 @@ def markdown(report: dict[str, object]) -> str:
             f"{delegation['lost_or_late']} not back within 3 min) |",
             f"| task commands decided by one worker | "
             f"{report['task_commands_decided_per_s']:,} /s |",
-            f"| direct message at {direct['rate_per_s']:g} msg/s (send → recipient's inbox) | "
+            f"| raw relay at {relay['rate_per_s']:g} msg/s over {relay['pairs']} keys "
+            f"(baseline: produce → relay process → consume) | p50 {relay['p50_ms']:.2f} ms, "
+            f"p99 {relay['p99_ms']:.2f} ms, max {relay['max_ms']:.2f} ms "
+            f"({relay['count']} records) |",
+            f"| direct message at {direct['rate_per_s']:g} msg/s over {direct['pairs']} pairs "
+            f"(send → recipient's inbox) | "
             f"p50 {direct['p50_ms']:.2f} ms, p99 {direct['p99_ms']:.2f} ms, "
             f"max {direct['max_ms']:.2f} ms ({direct['count']} messages; "
             f"{direct['lost_or_late']} not delivered within 2 min) |",
             f"| broadcast to {fan_out['agents']} agents (send → last delivery) | "
             f"p50 {fan_out['p50_ms']:.2f} ms, p99 {fan_out['p99_ms']:.2f} ms, "
             f"max {fan_out['max_ms']:.2f} ms ({fan_out['count']} broadcasts) |",
+            *(
+                f"| raw tail read at 100 msg/s, partition holding {h['batches']:,} record batches "
+                f"(baseline) | p50 {h['p50_ms']:.2f} ms, p99 {h['p99_ms']:.2f} ms "
+                f"({h['count']} of 200 within 5 s) |"
+                for h in history
+            ),
         ]
     )
 
@@ -196,6 +263,7 @@ if __name__ == "__main__":
     parser.add_argument("--task-rate", type=float, default=200.0, help="delegations per second")
     parser.add_argument("--tasks", type=int, default=20_000, help="tasks for the throughput run")
     parser.add_argument("--message-rate", type=float, default=1_000.0, help="messages per second")
+    parser.add_argument("--pairs", type=int, default=100, help="sender/recipient pairs")
     parser.add_argument("--listeners", type=int, default=1_000, help="agents a broadcast reaches")
     result = asyncio.run(main(parser.parse_args()))
     RESULTS.mkdir(exist_ok=True)

@@ -5,15 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import subprocess
+import sys
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from bench.kolony_bench import InboxReader, _register_directly
+from bench.kolony_bench import _register_directly
 from bench.stats import Latency
+from kolony.kafka import require_bootstrap
 from kolony.settings import Settings
 from schemas.a2a import Message, Part, Role
 from schemas.inbox import INBOX_ITEM
@@ -32,66 +38,181 @@ async def _until(done: Any, within: float, what: str) -> None:
         await asyncio.sleep(0.01)  # noqa: ASYNC110 - waiting on other tasks' results
 
 
-async def direct_message_latency(settings: Settings, rate: float, seconds: float) -> Latency:
-    """A sender publishes ``message.send`` commands at ``rate`` per second (open loop); the
-    time runs until the message is in the recipient's inbox partition."""
+class Arrivals:
+    """Reads every partition of a topic from its end, noting when each id first arrives."""
+
+    def __init__(self, settings: Settings, topic: str, partitions: int, id_of: IdOf) -> None:
+        self.topic = topic
+        self.partitions = partitions
+        self.id_of = id_of
+        self.at: dict[str, float] = {}
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.bootstrap_servers,
+            fetch_max_wait_ms=settings.fetch_max_wait_ms,
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+        )
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Arrivals:
+        await self.consumer.start()
+        partitions = [TopicPartition(self.topic, p) for p in range(self.partitions)]
+        self.consumer.assign(partitions)
+        await self.consumer.seek_to_end(*partitions)
+        for tp in partitions:
+            await self.consumer.position(tp)
+        self._task = asyncio.create_task(self._read())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self.consumer.stop()
+
+    async def _read(self) -> None:
+        while True:
+            fetched = await self.consumer.getmany(timeout_ms=200, max_records=10_000)
+            now = time.perf_counter()
+            for records in fetched.values():
+                for record in records:
+                    found = self.id_of(record.value)
+                    if found is not None:
+                        self.at.setdefault(found, now)
+
+
+IdOf = Callable[[bytes], "str | None"]
+Send = Callable[[int], Awaitable[str]]
+
+
+async def paced(
+    send: Send, arrivals: Arrivals, rate: float, seconds: float, warm_up: int
+) -> Latency:
+    """Open loop: call ``send(i)`` ``rate`` times a second for ``seconds`` (after ``warm_up``
+    sends that must all arrive); each latency runs from the call until the id arrives."""
+    warm = [await send(-1 - i) for i in range(warm_up)]
+    await _until(lambda: all(m in arrivals.at for m in warm), 60, "warm-up")
+    sent_at: dict[str, float] = {}
+
+    async def timed(i: int) -> None:
+        started = time.perf_counter()
+        sent_at[await send(i)] = started
+
+    begin = time.perf_counter()
+    sends = []
+    for i in range(int(rate * seconds)):
+        await asyncio.sleep(max(0.0, begin + i / rate - time.perf_counter()))
+        sends.append(asyncio.create_task(timed(i)))
+    await asyncio.gather(*sends)
+    with contextlib.suppress(TimeoutError):  # a backlog shows in the count, not a crash
+        await _until(lambda: all(m in arrivals.at for m in sent_at), 120, "deliveries")
+    return Latency.of([(arrivals.at[m] - t) * 1000 for m, t in sent_at.items() if m in arrivals.at])
+
+
+def _inbox_message_id(value: bytes) -> str | None:
+    item = INBOX_ITEM.validate_json(value)
+    return item.record.message_id if item.type == "inbox.message" else None
+
+
+async def direct_message_latency(
+    settings: Settings, rate: float, seconds: float, pairs: int
+) -> Latency:
+    """``pairs`` senders each talk to their own recipient, ``rate`` messages a second in all
+    (open loop, round robin over the pairs), publishing ``message.send`` commands as agents
+    speaking Kafka do; the time runs until the message is in the recipient's inbox topic."""
     producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, linger_ms=0)
     await producer.start()
-    sender = await _register_directly(producer, settings, "bench-sender", "talk")
-    receiver = await _register_directly(producer, settings, "bench-receiver", "listen")
-    inbox = InboxReader(settings, receiver)
-    await inbox.start()
-    sent_at: dict[str, float] = {}
-    got_at: dict[str, float] = {}
-
-    async def read() -> None:
-        async for item in inbox.items():
-            if item.type == "inbox.message":
-                got_at.setdefault(item.record.message_id, time.perf_counter())
+    senders = [
+        await _register_directly(producer, settings, f"bench-sender-{i}", "talk")
+        for i in range(pairs)
+    ]
+    receivers = [
+        await _register_directly(producer, settings, f"bench-receiver-{i}", "listen")
+        for i in range(pairs)
+    ]
+    topic = settings.topics.agent_inbox
 
     async def send(i: int) -> str:
+        pair = i % pairs
         command = SendMessage(
             command_id=str(uuid.uuid4()),
             issued_at=datetime.now(UTC),
-            sender_id=sender,
-            to=(receiver,),
+            sender_id=senders[pair],
+            to=(receivers[pair],),
             message=_message(f"message {i}"),
         )
-        sent_at[command.message.message_id] = time.perf_counter()
         await producer.send_and_wait(
             settings.topics.message_commands,
             command.model_dump_json(exclude_none=True).encode(),
-            key=sender.encode(),
+            key=senders[pair].encode(),
         )
         return command.message.message_id
 
-    reader = asyncio.create_task(read())
     try:
-        # Warm up until messages get through (the worker's view has seen the receiver).
-        first = await send(-1)
-        while first not in got_at:
-            with contextlib.suppress(TimeoutError):
-                await _until(lambda m=first: m in got_at, 2, "warm-up")
-            if first not in got_at:
-                first = await send(-1)
-        warm = [await send(-1) for _ in range(100)]
-        await _until(lambda: all(m in got_at for m in warm), 60, "warm-up messages")
-        sent_at.clear()
-        got_at.clear()
-        begin = time.perf_counter()
-        sends = []
-        for i in range(int(rate * seconds)):
-            await asyncio.sleep(max(0.0, begin + i / rate - time.perf_counter()))
-            sends.append(asyncio.create_task(send(i)))
-        await asyncio.gather(*sends)
-        with contextlib.suppress(TimeoutError):  # a backlog shows in the count, not a crash
-            await _until(lambda: len(got_at) >= len(sent_at), 120, "messages")
-        return Latency.of([(got_at[m] - sent_at[m]) * 1000 for m in sent_at if m in got_at])
+        async with Arrivals(settings, topic, settings.inbox_partitions, _inbox_message_id) as got:
+            # Until a message gets through, the worker's view has not seen the agents yet.
+            for _ in range(100):
+                first = await send(0)
+                with contextlib.suppress(TimeoutError):
+                    await _until(lambda m=first: m in got.at, 1, "first message")
+                if first in got.at:
+                    break
+            return await paced(send, got, rate, seconds, warm_up=pairs)
     finally:
-        reader.cancel()
-        await asyncio.gather(reader, return_exceptions=True)
-        await inbox.consumer.stop()
         await producer.stop()
+
+
+def _spawn(args: list[str], log_path: Path) -> subprocess.Popen[bytes]:
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "bench.relay", *args], stdout=log, stderr=subprocess.STDOUT
+        )
+
+
+async def relay_latency(
+    settings: Settings, rate: float, seconds: float, pairs: int, workdir: Path
+) -> Latency:
+    """The baseline for :func:`direct_message_latency`: the same open loop through
+    :mod:`bench.relay`, a bare aiokafka process copying records from one topic to another
+    with the worker's fetch wait, on the same partition counts."""
+    n = settings.partitions
+    source = f"{settings.topic_prefix}.relay.in"
+    target = f"{settings.topic_prefix}.relay.out"
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [NewTopic(source, n, 1), NewTopic(target, settings.inbox_partitions, 1)]
+        )
+    finally:
+        await admin.close()
+    args = [require_bootstrap(settings), source, target, str(settings.inbox_partitions)]
+    process = _spawn([*args, str(settings.fetch_max_wait_ms)], workdir / "relay.log")
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, linger_ms=0)
+    await producer.start()
+    keys = [f"bench-sender-{i}".encode() for i in range(pairs)]
+
+    async def send(i: int) -> str:
+        record_id = uuid.uuid4().hex
+        payload = _message(f"message {i}").model_dump_json().encode()
+        value = record_id.encode() + b" " + payload
+        await producer.send_and_wait(source, value, key=keys[i % pairs])
+        return record_id
+
+    try:
+        async with Arrivals(
+            settings, target, settings.inbox_partitions, lambda v: v.split(b" ", 1)[0].decode()
+        ) as got:
+            for _ in range(100):  # until the relay has joined its group and reads
+                first = await send(0)
+                with contextlib.suppress(TimeoutError):
+                    await _until(lambda m=first: m in got.at, 1, "first record")
+                if first in got.at:
+                    break
+            return await paced(send, got, rate, seconds, warm_up=pairs)
+    finally:
+        await producer.stop()
+        process.terminate()
+        process.wait(30)
 
 
 async def broadcast_fan_out(settings: Settings, agents: int, broadcasts: int) -> Latency:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 
@@ -82,3 +83,72 @@ async def round_trip(bootstrap: str, samples: int, rate: float, fetch_max_wait_m
     await producer.stop()
     await consumer.stop()
     return Latency.of(latencies)
+
+
+async def tail_latency_by_history(
+    bootstrap: str, history: tuple[int, ...], fetch_max_wait_ms: int, rate: float = 100.0
+) -> list[tuple[int, Latency]]:
+    """For each ``n`` in ``history``: a partition already holding ``n`` one-record batches,
+    then 200 records at ``rate`` per second, each timed until a consumer at the end of the
+    partition has it. Records not there 5 s after the last one are left out of the count.
+
+    Every record an agent or a worker sends on its own is one record batch; this measures
+    what a partition's history costs a reader on the broker under test.
+    """
+    results = []
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
+    await producer.start()
+    try:
+        for n in history:
+            topic = await _topic(bootstrap, 1)
+            tp = TopicPartition(topic, 0)
+            pending = []
+            for _ in range(n):
+                batch = producer.create_batch()
+                batch.append(key=None, value=PAYLOAD, timestamp=None)
+                pending.append(await producer.send_batch(batch, topic, partition=0))
+            await asyncio.gather(*pending)
+            results.append((n, await _tail(bootstrap, producer, tp, rate, fetch_max_wait_ms)))
+    finally:
+        await producer.stop()
+    return results
+
+
+async def _tail(
+    bootstrap: str, producer: AIOKafkaProducer, tp: TopicPartition, rate: float, wait_ms: int
+) -> Latency:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, fetch_max_wait_ms=wait_ms, enable_auto_commit=False
+    )
+    await consumer.start()
+    consumer.assign([tp])
+    await consumer.seek_to_end(tp)
+    await consumer.position(tp)
+    count = 200
+    sent: dict[bytes, float] = {}
+    got: dict[bytes, float] = {}
+    all_there = asyncio.Event()
+
+    async def read() -> None:
+        while True:
+            for records in (await consumer.getmany(tp, timeout_ms=200)).values():
+                now = time.perf_counter()
+                for record in records:
+                    got.setdefault(record.value or b"", now)
+            if len(got) >= count:
+                all_there.set()
+
+    reader = asyncio.create_task(read())
+    try:
+        for i in range(count):
+            value = f"tail-{i}".encode()
+            sent[value] = time.perf_counter()
+            await producer.send_and_wait(tp.topic, value, partition=tp.partition)
+            await asyncio.sleep(1 / rate)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(all_there.wait(), 5)
+    finally:
+        reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
+        await consumer.stop()
+    return Latency.of([(got[v] - t) * 1000 for v, t in sent.items() if v in got])
