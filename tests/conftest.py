@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 
 from kolony.broker import EmbeddedBroker, client_overrides
 from kolony.kafka import ensure_topics
@@ -137,6 +138,38 @@ async def stack(
         await client.aclose()
     for hub in hubs:
         await hub.stop()
+
+
+class Served:
+    """A stack whose gateway also listens on a real port, as users and agents reach it."""
+
+    def __init__(self, stack: Stack, url: str) -> None:
+        self.stack = stack
+        self.url = url
+        self.port = int(url.rsplit(":", 1)[1])
+
+
+@pytest.fixture
+async def served(stack: Callable[..., Awaitable[Stack]]) -> AsyncIterator[Served]:
+    """One stack (a worker, a hub) with its gateway served over HTTP on a free port."""
+    hub = await stack()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(hub.settings, hub.hub),
+            host="127.0.0.1",
+            port=0,
+            log_level="warning",
+            lifespan="off",
+        )
+    )
+    serving = asyncio.create_task(server.serve())
+    await wait_for(lambda: server.started, timeout=10, what="the gateway to listen")
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield Served(hub, f"http://127.0.0.1:{port}")
+    finally:
+        server.should_exit = True
+        await serving
 
 
 def _all_partitions_owned(hub: Hub, settings: Settings) -> bool:

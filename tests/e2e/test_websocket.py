@@ -11,11 +11,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
-import uvicorn
 from websockets.asyncio.client import ClientConnection, connect
 
-from services.gateway.app import create_app
-from tests.conftest import wait_for
+from tests.conftest import Served, wait_for
 from tests.e2e.test_registry import card
 
 pytestmark = pytest.mark.kafka
@@ -76,21 +74,9 @@ class Agent:
 
 
 @pytest.fixture
-async def sockets(stack: Any) -> AsyncIterator[Callable[..., Awaitable[Any]]]:
+async def sockets(served: Served) -> AsyncIterator[Callable[..., Awaitable[Any]]]:
     """A stack served over real HTTP, and a way to open agent connections to it."""
-    hub = await stack()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(hub.settings, hub.hub),
-            host="127.0.0.1",
-            port=0,
-            log_level="warning",
-            lifespan="off",
-        )
-    )
-    serving = asyncio.create_task(server.serve())
-    await wait_for(lambda: server.started, timeout=10, what="the gateway to listen")
-    port = server.servers[0].sockets[0].getsockname()[1]
+    hub, port = served.stack, served.port
     opened: list[Agent] = []
 
     async def open_socket(path: str = "/ws") -> Agent:
@@ -105,8 +91,6 @@ async def sockets(stack: Any) -> AsyncIterator[Callable[..., Awaitable[Any]]]:
     for agent in opened:
         with contextlib.suppress(Exception):
             await agent.close()
-    server.should_exit = True
-    await serving
 
 
 async def join(sockets: Any, name: str, *skills: str) -> Agent:
