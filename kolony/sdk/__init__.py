@@ -1,7 +1,8 @@
 """Kolony's client library for agents.
 
-``BusClient`` registers an agent with a Kolony gateway over HTTP and keeps it registered,
-with the shape and behaviour of Thronglets' client of the same name::
+``Agent`` puts an agent on the network over Kafka in a few lines, in decorator or class
+style (``kolony/sdk/agent.py``); ``BusClient`` registers an agent with a gateway over HTTP
+and keeps it registered, with the shape and behaviour of Thronglets' client of that name::
 
     from kolony.sdk import AgentCard, BusClient
 
@@ -10,7 +11,33 @@ with the shape and behaviour of Thronglets' client of the same name::
         print(client.agent_id, client.mcp_address)
 """
 
-from kolony.sdk.bus import BusClient, BusError
-from schemas.a2a import AgentCard, AgentSkill
+from kolony.sdk.agent import (
+    Agent,
+    IncomingMessage,
+    TaskContext,
+    TaskHandle,
+    on_memory,
+    on_message,
+    on_task,
+)
+from kolony.sdk.bus import BusClient
+from kolony.sdk.errors import BusError, Rejected
+from schemas.a2a import AgentCard, AgentSkill, TaskState
+from schemas.inbox import MemoryUpdatedDelivery as MemoryUpdate
 
-__all__ = ["AgentCard", "AgentSkill", "BusClient", "BusError"]
+__all__ = [
+    "Agent",
+    "AgentCard",
+    "AgentSkill",
+    "BusClient",
+    "BusError",
+    "IncomingMessage",
+    "MemoryUpdate",
+    "Rejected",
+    "TaskContext",
+    "TaskHandle",
+    "TaskState",
+    "on_memory",
+    "on_message",
+    "on_task",
+]

@@ -20,16 +20,13 @@ from typing import Any
 
 import httpx
 
+from kolony.sdk.errors import BusError
 from schemas.a2a import AgentCard
 from schemas.registry import RegisteredAgent
 
 logger = logging.getLogger(__name__)
 
 FIRST_RETRY = 0.2  # seconds before the first retry; doubles up to the renewal interval
-
-
-class BusError(RuntimeError):
-    """The gateway refused the agent, or could not be reached in time."""
 
 
 class BusClient:

@@ -1,0 +1,748 @@
+"""``Agent``: an agent on the Kolony network in a few lines, over Kafka.
+
+Decorator style, for scripts::
+
+    agent = Agent(AgentCard(name="summarizer", version="1.0.0", skills=[...]))
+
+    @agent.on_task("summarize")
+    async def summarize(task: TaskContext) -> dict:
+        await task.progress("reading")
+        return {"summary": task.input["text"][:100]}
+
+    agent.run_sync()
+
+Class style, for bigger agents: subclass :class:`Agent`, set ``card``, and mark methods with
+the module's :func:`on_task`, :func:`on_message` and :func:`on_memory`.
+
+A task handler's return value completes the task (as its ``result``); an exception fails it
+with the error as the reason, and the agent carries on. Messages are acked once their
+handler returns (or when :meth:`Agent.receive` hands them out, without a handler).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, ClassVar, TypeVar
+
+from pydantic import TypeAdapter, ValidationError
+
+from core.ids import agent_id_for
+from kolony.sdk.errors import BusError, Rejected
+from kolony.sdk.link import KafkaLink, backoff
+from kolony.settings import Settings
+from schemas.a2a import AgentCard, Message, Part, Role, TaskState
+from schemas.inbox import (
+    InboxItem,
+    MemoryUpdatedDelivery,
+    MessageDelivery,
+    TaskAssignedDelivery,
+    TaskUpdatedDelivery,
+)
+from schemas.memory import DeleteMemory, MemoryItem, SetMemory, SubscriptionPattern
+from schemas.messages import AckMessages, BroadcastMessage, MessageRecord, MessageType, SendMessage
+from schemas.registry import (
+    DeregisterAgent,
+    RecordHeartbeat,
+    RegisterAgent,
+    RegisteredAgent,
+    SubscribeMemory,
+    UnsubscribeMemory,
+)
+from schemas.tasks import SubmitTask, TaskRecord, UpdateTaskStatus
+
+logger = logging.getLogger(__name__)
+
+FINISHED = frozenset(
+    {
+        TaskState.COMPLETED,
+        TaskState.FAILED,
+        TaskState.CANCELLED,
+        TaskState.REJECTED,
+        TaskState.EXPIRED,
+    }
+)
+
+H = TypeVar("H", bound=Callable[..., Any])
+_PATTERN: TypeAdapter[str] = TypeAdapter(SubscriptionPattern)
+
+
+# What handlers receive
+
+
+@dataclass
+class TaskContext:
+    """A task delivered to this agent, and the ways to report on it."""
+
+    agent: Agent
+    task: TaskRecord
+    reported: TaskState | None = None
+
+    @property
+    def id(self) -> str:
+        return self.task.id
+
+    @property
+    def input(self) -> Any:
+        return self.task.input
+
+    @property
+    def capability(self) -> str | None:
+        return self.task.capability
+
+    async def progress(self, text: str) -> None:
+        """Still working; ``text`` joins the task's history."""
+        await self.agent.report(self.id, TaskState.WORKING, message=text)
+
+    async def input_required(self, question: str) -> None:
+        """Ask the requester for more (the task waits in ``input_required``)."""
+        await self.agent.report(self.id, TaskState.INPUT_REQUIRED, message=question)
+        self.reported = TaskState.INPUT_REQUIRED
+
+    async def complete(self, result: Any = None, message: str | None = None) -> None:
+        await self.agent.report(self.id, TaskState.COMPLETED, result=result, message=message)
+        self.reported = TaskState.COMPLETED
+
+    async def fail(self, reason: str) -> None:
+        await self.agent.report(self.id, TaskState.FAILED, reason=reason)
+        self.reported = TaskState.FAILED
+
+
+@dataclass(frozen=True)
+class IncomingMessage:
+    """A message delivered to this agent."""
+
+    record: MessageRecord
+
+    @property
+    def message_id(self) -> str:
+        return self.record.message_id
+
+    @property
+    def sender_id(self) -> str:
+        return self.record.sender_id
+
+    @property
+    def task_id(self) -> str | None:
+        return self.record.task_id
+
+    @property
+    def message_type(self) -> MessageType:
+        return self.record.message_type
+
+    @property
+    def text(self) -> str:
+        return "\n".join(p.text for p in self.record.message.parts if p.text is not None)
+
+
+@dataclass
+class TaskHandle:
+    """A delegated task: ``await handle.result()`` waits until it is finished."""
+
+    task_id: str
+    _done: asyncio.Future[TaskRecord] = field(repr=False)
+
+    async def result(self, within: float | None = None) -> TaskRecord:
+        """The task once finished (completed, failed, cancelled, rejected or expired)."""
+        if within is None:
+            return await asyncio.shield(self._done)
+        try:
+            return await asyncio.wait_for(asyncio.shield(self._done), within)
+        except TimeoutError:
+            raise BusError(f"task {self.task_id} not finished within {within:g} s") from None
+
+
+# Class-style markers
+
+
+def on_task(capability: str | None = None) -> Callable[[H], H]:
+    """Mark a method of an :class:`Agent` subclass as the handler of tasks for
+    ``capability`` (or of every task without a more specific handler)."""
+
+    def mark(method: H) -> H:
+        method.__kolony_task__ = capability  # type: ignore[attr-defined]
+        return method
+
+    return mark
+
+
+def on_message(method: H) -> H:
+    """Mark a method of an :class:`Agent` subclass as its message handler."""
+    method.__kolony_message__ = True  # type: ignore[attr-defined]
+    return method
+
+
+def on_memory(pattern: str) -> Callable[[H], H]:
+    """Mark a method as the handler of changes to memory keys matching ``pattern`` (a key,
+    or a prefix ending in ``*``); the agent subscribes to it when it starts."""
+
+    _PATTERN.validate_python(pattern)  # a bad pattern fails here, not when the agent starts
+
+    def mark(method: H) -> H:
+        method.__kolony_memory__ = pattern  # type: ignore[attr-defined]
+        return method
+
+    return mark
+
+
+TaskHandler = Callable[[TaskContext], Awaitable[Any]]
+MessageHandler = Callable[[IncomingMessage], Awaitable[Any]]
+MemoryHandler = Callable[[MemoryUpdatedDelivery], Awaitable[Any]]
+
+
+class Agent:
+    """One agent: registers its card, heartbeats, handles its inbox, deregisters on exit."""
+
+    card: ClassVar[AgentCard | None] = None
+
+    def __init__(
+        self,
+        card: AgentCard | dict[str, Any] | None = None,
+        *,
+        settings: Settings | None = None,
+        ttl_seconds: float = 30.0,
+        concurrency: int = 8,
+        request_timeout: float = 30.0,
+    ) -> None:
+        chosen = card if card is not None else type(self).card
+        if chosen is None:
+            raise BusError("an agent needs a card: Agent(card) or a class attribute")
+        self.agent_card = (
+            chosen if isinstance(chosen, AgentCard) else AgentCard.model_validate(chosen)
+        )
+        self.agent_id = agent_id_for(self.agent_card.name, self.agent_card.version)
+        self.settings = settings or Settings()
+        self.ttl_seconds = ttl_seconds
+        self.request_timeout = request_timeout
+        self.registered: RegisteredAgent | None = None
+        self.link = KafkaLink(self.settings, self.agent_id)
+        self._task_handlers: dict[str | None, TaskHandler] = {}
+        self._message_handler: MessageHandler | None = None
+        self._memory_handlers: dict[str, MemoryHandler] = {}
+        self._unread: asyncio.Queue[IncomingMessage] = asyncio.Queue()
+        self._delegated: dict[str, asyncio.Future[TaskRecord]] = {}
+        self._seen: set[str] = set()  # delivery ids handled by this process
+        self._working_on: set[str] = set()  # ids of the tasks whose handlers run now
+        self._slots = asyncio.Semaphore(concurrency)
+        self._running: set[asyncio.Task[Any]] = set()
+        self._pending: dict[int, bool] = {}  # inbox offset -> done
+        self._background: list[asyncio.Task[None]] = []
+        self._collect_marked_methods()
+
+    # Decorator style
+
+    def on_task(self, capability: str | None = None) -> Callable[[H], H]:
+        """Handle tasks for ``capability`` (or every task without a more specific handler)."""
+
+        def register(handler: H) -> H:
+            self._task_handlers[capability] = handler
+            return handler
+
+        return register
+
+    def on_message(self, handler: H) -> H:
+        """Handle each message delivered to the agent."""
+        self._message_handler = handler
+        return handler
+
+    def on_memory(self, pattern: str) -> Callable[[H], H]:
+        """Handle changes to memory keys matching ``pattern`` (subscribed at start)."""
+        _PATTERN.validate_python(pattern)
+
+        def register(handler: H) -> H:
+            self._memory_handlers[pattern] = handler
+            return handler
+
+        return register
+
+    def _collect_marked_methods(self) -> None:
+        for name in dir(type(self)):
+            member = getattr(type(self), name, None)
+            if member is None or not callable(member):
+                continue
+            bound = getattr(self, name)
+            if hasattr(member, "__kolony_task__"):
+                self._task_handlers[member.__kolony_task__] = bound
+            if getattr(member, "__kolony_message__", False):
+                self._message_handler = bound
+            if hasattr(member, "__kolony_memory__"):
+                self._memory_handlers[member.__kolony_memory__] = bound
+
+    # Lifecycle
+
+    async def start(self) -> RegisteredAgent:
+        """Connect, open the inbox, register (waiting for the hub's answer), subscribe to
+        the memory patterns of ``on_memory`` handlers, and start heartbeating."""
+        await self.link.start()
+        try:
+            event = await self._request_agent(
+                RegisterAgent(
+                    **self._envelope(),
+                    agent_id=self.agent_id,
+                    card=self.agent_card,
+                    ttl_seconds=self.ttl_seconds,
+                )
+            )
+            now = datetime.now(UTC)
+            self.registered = RegisteredAgent(
+                agent_id=self.agent_id,
+                card=self.agent_card,
+                registered_at=now,
+                last_seen_at=now,
+                ttl_seconds=float(event.get("ttl_seconds", self.ttl_seconds)),
+            )
+            if self._memory_handlers:
+                await self.subscribe(*self._memory_handlers)
+        except BaseException:
+            await self.link.stop()
+            raise
+        self._background = [
+            asyncio.create_task(self._heartbeat(), name=f"kolony-heartbeat-{self.agent_id}"),
+            asyncio.create_task(self._consume_inbox(), name=f"kolony-inbox-{self.agent_id}"),
+        ]
+        return self.registered
+
+    async def stop(self, reason: str | None = "the agent stopped", deregister: bool = True) -> None:
+        """Finish running handlers (briefly), deregister, disconnect.
+
+        With ``deregister=False`` the agent stays registered (until its TTL runs out) and
+        keeps its tasks: a process restarting under a supervisor picks them up again.
+        """
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        self._background = []
+        if self._running:
+            await asyncio.wait(self._running, timeout=10)
+            for task in list(self._running):  # unfinished: redelivered to the next run
+                task.cancel()
+            await asyncio.gather(*self._running, return_exceptions=True)
+        await self._commit_done()
+        if self.registered is not None and deregister:
+            with contextlib.suppress(BusError):
+                await self._request_agent(
+                    DeregisterAgent(**self._envelope(), agent_id=self.agent_id, reason=reason),
+                    within=10,
+                )
+        await self.link.stop()
+
+    async def __aenter__(self) -> Agent:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def run(self, until: asyncio.Event | None = None) -> None:
+        """Start, work until ``until`` is set (or SIGINT / SIGTERM), then stop."""
+        stop = until or asyncio.Event()
+        loop = asyncio.get_running_loop()
+        handled = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
+                handled.append(sig)
+        try:
+            async with self:
+                await stop.wait()
+        finally:
+            for sig in handled:
+                loop.remove_signal_handler(sig)
+
+    def run_sync(self) -> None:
+        """:meth:`run` for scripts without an event loop of their own."""
+        asyncio.run(self.run())
+
+    # Messages
+
+    async def send(
+        self,
+        to: str | Iterable[str] | None,
+        content: str | Message,
+        *,
+        task_id: str | None = None,
+        message_type: MessageType | str = MessageType.TEXT,
+    ) -> MessageRecord:
+        """Send a direct message (to agent ids) and/or one in a task's thread; returns the
+        record once the hub delivered it (:class:`Rejected` for unknown recipients)."""
+        recipients = (to,) if isinstance(to, str) else tuple(to or ())
+        command = SendMessage(
+            **self._envelope(),
+            sender_id=self.agent_id,
+            to=recipients,
+            task_id=task_id,
+            message_type=MessageType(message_type),
+            message=_message(content),
+        )
+        return await self._request_message(command)
+
+    async def broadcast(
+        self,
+        content: str | Message,
+        *,
+        capability: str | None = None,
+        message_type: MessageType | str = MessageType.TEXT,
+    ) -> MessageRecord:
+        """To every agent that is not offline (or those with ``capability``)."""
+        command = BroadcastMessage(
+            **self._envelope(),
+            sender_id=self.agent_id,
+            capability=capability,
+            message_type=MessageType(message_type),
+            message=_message(content),
+        )
+        return await self._request_message(command)
+
+    async def receive(self, within: float = 0.0) -> list[IncomingMessage]:
+        """The messages that arrived since the last call (waiting up to ``within`` seconds
+        for the first); they are acked. Only for agents without an ``on_message`` handler."""
+        if self._message_handler is not None:
+            raise BusError("this agent handles messages with on_message; receive() is empty")
+        got: list[IncomingMessage] = []
+        if self._unread.empty() and within > 0:
+            with contextlib.suppress(TimeoutError):
+                got.append(await asyncio.wait_for(self._unread.get(), within))
+        while not self._unread.empty():
+            got.append(self._unread.get_nowait())
+        if got:
+            await self._ack([m.message_id for m in got])
+        return got
+
+    # Tasks
+
+    async def delegate(
+        self,
+        input: Any = None,  # noqa: A002 - the task's input, as the protocol names it
+        *,
+        capability: str | None = None,
+        to: str | None = None,
+        title: str | None = None,
+        ttl_seconds: float | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> TaskHandle:
+        """Ask for work, by capability or from one agent; ``await handle.result()`` for it.
+        A submission the hub refuses raises :class:`Rejected`."""
+        if (capability is None) == (to is None):
+            raise ValueError("delegate to a capability or to an agent (one of them)")
+        task_id = str(uuid.uuid4())
+        future: asyncio.Future[TaskRecord] = asyncio.get_running_loop().create_future()
+        self._delegated[task_id] = future
+        command = SubmitTask(
+            **self._envelope(),
+            task_id=task_id,
+            title=title,
+            input=input,
+            requester_id=self.agent_id,
+            assignee_id=to,
+            capability=capability,
+            ttl_seconds=ttl_seconds,
+            metadata=metadata,
+        )
+        topics = self.settings.topics
+        try:
+            await self.link.request(
+                topics.task_commands, topics.task_events, task_id, command, self.request_timeout
+            )
+        except BaseException:
+            self._delegated.pop(task_id, None)
+            raise
+        return TaskHandle(task_id, future)
+
+    async def report(
+        self,
+        task_id: str,
+        state: TaskState | str,
+        *,
+        message: str | None = None,
+        result: Any = None,
+        reason: str | None = None,
+    ) -> None:
+        """Report on a task this agent holds (working, input_required, completed, failed)."""
+        command = UpdateTaskStatus(
+            **self._envelope(),
+            task_id=task_id,
+            state=TaskState(state),
+            agent_id=self.agent_id,
+            message=_message(message) if message else None,
+            result=result,
+            reason=reason,
+        )
+        topics = self.settings.topics
+        await self.link.request(
+            topics.task_commands, topics.task_events, task_id, command, self.request_timeout
+        )
+
+    # Shared memory
+
+    async def memory_set(
+        self,
+        key: str,
+        value: Any,
+        *,
+        expected_version: int | None = None,
+        readers: Iterable[str] | None = None,
+        writers: Iterable[str] | None = None,
+    ) -> MemoryItem:
+        """Write ``key``; with ``expected_version``, only if it is at that version (0: only
+        if absent). A lost race raises :class:`Rejected` with ``current_version``."""
+        command = SetMemory(
+            **self._envelope(),
+            key=key,
+            value=value,
+            agent_id=self.agent_id,
+            expected_version=expected_version,
+            readers=tuple(readers) if readers is not None else None,
+            writers=tuple(writers) if writers is not None else None,
+        )
+        event = await self._request_memory(key, command)
+        return MemoryItem.model_validate(event["item"])
+
+    async def memory_delete(self, key: str, *, expected_version: int | None = None) -> None:
+        command = DeleteMemory(
+            **self._envelope(), key=key, agent_id=self.agent_id, expected_version=expected_version
+        )
+        await self._request_memory(key, command)
+
+    async def memory_get(self, key: str) -> MemoryItem | None:
+        """The key's value now, from the memory event log (None if absent or deleted).
+
+        Reads the key's partition of the log from its start: fine for occasional reads;
+        subscribe (``on_memory``) to follow a key instead of polling it.
+        """
+        tp = await self.link.partition_of(self.settings.topics.memory_events, key)
+        item: MemoryItem | None = None
+        for event in await self.link.read_partition(tp):
+            if event.get("key") != key:
+                continue
+            if event.get("type") == "memory.updated":
+                with contextlib.suppress(ValidationError):
+                    item = MemoryItem.model_validate(event["item"])
+            elif event.get("type") == "memory.deleted":
+                item = None
+        if item is not None and not _may_read(item, self.agent_id):
+            raise BusError(f"agent {self.agent_id} may not read {key!r}")
+        return item
+
+    async def subscribe(self, *patterns: str) -> tuple[str, ...]:
+        """Hear about changes to these keys or prefixes (ending in ``*``)."""
+        event = await self._request_agent(
+            SubscribeMemory(**self._envelope(), agent_id=self.agent_id, patterns=patterns)
+        )
+        return tuple(event.get("subscriptions", ()))
+
+    async def unsubscribe(self, *patterns: str) -> tuple[str, ...]:
+        event = await self._request_agent(
+            UnsubscribeMemory(**self._envelope(), agent_id=self.agent_id, patterns=patterns)
+        )
+        return tuple(event.get("subscriptions", ()))
+
+    # Inside
+
+    def _envelope(self) -> dict[str, Any]:
+        return {
+            "command_id": str(uuid.uuid4()),
+            "issued_at": datetime.now(UTC),
+            "issued_by": f"sdk:{self.agent_id}",
+        }
+
+    async def _request_agent(self, command: Any, within: float | None = None) -> dict[str, Any]:
+        topics = self.settings.topics
+        return await self.link.request(
+            topics.agent_commands,
+            topics.agent_events,
+            self.agent_id,
+            command,
+            within or self.request_timeout,
+        )
+
+    async def _request_message(self, command: Any) -> MessageRecord:
+        topics = self.settings.topics
+        event = await self.link.request(
+            topics.message_commands,
+            topics.message_events,
+            self.agent_id,
+            command,
+            self.request_timeout,
+        )
+        return MessageRecord.model_validate(event["record"])
+
+    async def _request_memory(self, key: str, command: Any) -> dict[str, Any]:
+        topics = self.settings.topics
+        return await self.link.request(
+            topics.memory_commands, topics.memory_events, key, command, self.request_timeout
+        )
+
+    async def _ack(self, message_ids: list[str]) -> None:
+        for start in range(0, len(message_ids), 100):
+            command = AckMessages(
+                **self._envelope(),
+                agent_id=self.agent_id,
+                message_ids=tuple(message_ids[start : start + 100]),
+            )
+            await self.link.publish(self.settings.topics.message_commands, self.agent_id, command)
+
+    async def _heartbeat(self) -> None:
+        """Every third of the TTL; a failed heartbeat is retried by the link, and logged."""
+        interval = max(0.5, self.ttl_seconds / 3)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.link.publish(
+                    self.settings.topics.agent_commands,
+                    self.agent_id,
+                    RecordHeartbeat(**self._envelope(), agent_id=self.agent_id),
+                )
+            except BusError as exc:
+                logger.warning("heartbeat failed: %s", exc)
+
+    async def _consume_inbox(self) -> None:
+        attempt = 0
+        while True:
+            try:
+                async for offset, item in self.link.inbox():
+                    await self._dispatch(offset, item)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # never let the inbox die: log, back off, read on
+                attempt += 1
+                logger.exception("the inbox loop failed; resuming")
+                await asyncio.sleep(backoff(attempt))
+
+    async def _dispatch(self, offset: int, item: InboxItem) -> None:
+        if item.delivery_id in self._seen:
+            return  # delivered twice: handled already
+        self._seen.add(item.delivery_id)
+        self._pending[offset] = False
+        if isinstance(item, TaskAssignedDelivery):
+            if item.task.id in self._working_on:
+                # Handed over again (say, after the agent re-registered) while it runs here.
+                await self._done(offset)
+                return
+            self._working_on.add(item.task.id)
+            await self._slots.acquire()
+            task = asyncio.create_task(self._run_task(offset, item.task))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+            return
+        try:
+            if isinstance(item, MessageDelivery):
+                await self._on_message(item.record)
+            elif isinstance(item, TaskUpdatedDelivery):
+                self._on_task_update(item)
+            elif isinstance(item, MemoryUpdatedDelivery):
+                await self._on_memory(item)
+        except Exception:
+            logger.exception("a handler failed on %s", item.type)
+        await self._done(offset)
+
+    async def _on_message(self, record: MessageRecord) -> None:
+        message = IncomingMessage(record)
+        if self._message_handler is None:
+            await self._unread.put(message)
+            return
+        await self._message_handler(message)
+        await self._ack([record.message_id])
+
+    def _on_task_update(self, item: TaskUpdatedDelivery) -> None:
+        if item.role != "requester" or item.task.status.state not in FINISHED:
+            return
+        future = self._delegated.pop(item.task.id, None)
+        if future is not None and not future.done():
+            future.set_result(item.task)
+
+    async def _on_memory(self, item: MemoryUpdatedDelivery) -> None:
+        for pattern, handler in self._memory_handlers.items():
+            if _matches(pattern, item.key):
+                await handler(item)
+
+    async def _run_task(self, offset: int, task: TaskRecord) -> None:
+        try:
+            finished = await self._perform(task)
+        finally:
+            self._slots.release()
+            self._working_on.discard(task.id)
+        if finished:
+            await self._done(offset)
+        # Otherwise the item stays uncommitted: a restarted agent gets the task again.
+
+    async def _perform(self, task: TaskRecord) -> bool:
+        """Work on ``task``; False when it could not be reported (the broker is away)."""
+        handler = self._handler_for(task)
+        context = TaskContext(self, task)
+        try:
+            if handler is None:
+                wanted = task.capability or "a task without a capability"
+                await context.fail(f"agent {self.agent_id} has no handler for {wanted}")
+                return True
+            try:
+                await self.report(task.id, TaskState.WORKING)
+            except Rejected as exc:
+                # Finished, cancelled or taken away already: a redelivered task is not redone.
+                logger.info("task %s is not ours to work on: %s", task.id, exc.rejection.reason)
+                return True
+            try:
+                result = await handler(context)
+            except Exception as exc:
+                logger.warning("task %s failed in its handler: %r", task.id, exc)
+                await context.fail(f"{type(exc).__name__}: {exc}"[:1000])
+                return True
+            if context.reported is None:
+                await context.complete(result)
+        except Rejected as exc:  # cancelled or taken away while the handler ran
+            logger.info("task %s: %s", task.id, exc.rejection.reason)
+        except BusError as exc:
+            logger.warning("task %s: could not report (%s); left for redelivery", task.id, exc)
+            return False
+        return True
+
+    def _handler_for(self, task: TaskRecord) -> TaskHandler | None:
+        """The capability's handler, else the catch-all one; a task sent to this agent
+        without a capability goes to its only handler, if it has one."""
+        handlers = self._task_handlers
+        found = handlers.get(task.capability) or handlers.get(None)
+        if found is None and task.capability is None and len(handlers) == 1:
+            found = next(iter(handlers.values()))
+        return found
+
+    async def _done(self, offset: int) -> None:
+        if offset in self._pending:
+            self._pending[offset] = True
+        await self._commit_done()
+
+    async def _commit_done(self) -> None:
+        """Commit up to the first item not finished yet (tasks finish out of order)."""
+        finished = None
+        for offset in sorted(self._pending):
+            if not self._pending[offset]:
+                break
+            finished = offset
+            del self._pending[offset]
+        if finished is not None:
+            await self.link.commit_inbox(finished + 1)
+
+
+def _message(content: str | Message | None) -> Message:
+    if isinstance(content, Message):
+        return content
+    return Message(message_id=str(uuid.uuid4()), role=Role.AGENT, parts=[Part(text=content or "")])
+
+
+def _matches(pattern: str, key: str) -> bool:
+    return key.startswith(pattern[:-1]) if pattern.endswith("*") else key == pattern
+
+
+def _may_read(item: MemoryItem, agent_id: str) -> bool:
+    acl = item.acl
+    return "*" in acl.readers or agent_id in {acl.owner, *acl.readers, *acl.writers}

@@ -1,0 +1,323 @@
+"""An agent's Kafka link: commands out; its inbox and its commands' outcomes in.
+
+Everything here is the public protocol of ``docs/protocol.md``, spoken with aiokafka:
+
+- **commands** go to ``<prefix>.<entity>.commands`` keyed by the entity's id. A send that
+  fails (broker gone, leader moving) is retried with exponential backoff and jitter until
+  ``publish_timeout``; a retried command may arrive twice, which the hub's deciders ignore
+  (they remember command ids).
+- **outcomes**: a command's event, or its ``command.rejected``, lands on the event topic's
+  partition that holds the entity's key, carrying the command's ``command_id``. To await one,
+  the link follows that partition from its end (resolved before the command is sent).
+- **the inbox**: the agent's partition of ``<prefix>.agents.inbox``, read in a consumer group
+  of the agent's own, so a restarted agent resumes after the last item it finished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import time
+from collections.abc import AsyncIterator
+from typing import Any, TypeVar
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
+from pydantic import BaseModel
+
+from kolony.fetchwait import AdaptiveFetchWait
+from kolony.kafka import client_options
+from kolony.sdk.errors import BusError, Rejected
+from kolony.settings import Settings
+from schemas.base import CommandRejected
+from schemas.inbox import INBOX_ITEM, InboxItem
+from streams.partitioning import partition_for
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+FIRST_RETRY = 0.1  # seconds; doubles up to MAX_RETRY
+MAX_RETRY = 5.0
+
+
+def backoff(attempt: int) -> float:
+    """Exponential backoff with jitter: attempt 1 waits 0.05–0.1 s, then doubling, capped."""
+    delay = min(FIRST_RETRY * float(2 ** (attempt - 1)), MAX_RETRY)
+    return delay / 2 + random.random() * delay / 2  # noqa: S311 - not cryptographic
+
+
+class KafkaLink:
+    def __init__(
+        self,
+        settings: Settings,
+        agent_id: str,
+        *,
+        publish_timeout: float = 60.0,
+    ) -> None:
+        self.settings = settings
+        self.agent_id = agent_id
+        self.topics = settings.topics
+        self.publish_timeout = publish_timeout
+        self.fetch_wait: AdaptiveFetchWait = settings.fetch_wait()
+        self._producer: AIOKafkaProducer | None = None
+        self._inbox: AIOKafkaConsumer | None = None
+        self._outcomes: AIOKafkaConsumer | None = None
+        self._inbox_tp: TopicPartition | None = None
+        self._followed: set[TopicPartition] = set()
+        self._follow_lock = asyncio.Lock()
+        self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._partitions: dict[str, int] = {}
+        self._reader: asyncio.Task[None] | None = None
+        self._fetch_waiter: asyncio.Task[None] | None = None
+
+    # lifecycle
+
+    async def start(self, within: float = 60.0) -> None:
+        """Connect (retrying with backoff for ``within`` seconds) and open the agent's inbox."""
+        options = client_options(self.settings)
+        self._producer = AIOKafkaProducer(**options, acks="all", linger_ms=1)
+        self._inbox = AIOKafkaConsumer(
+            **options,
+            group_id=f"{self.topics.prefix}.agent.{self.agent_id}",
+            enable_auto_commit=False,
+            auto_offset_reset="latest",
+        )
+        self._outcomes = AIOKafkaConsumer(**options, enable_auto_commit=False)
+        for consumer in (self._inbox, self._outcomes):
+            self.fetch_wait.attach(consumer)
+        deadline = time.monotonic() + within
+        for client in (self._producer, self._inbox, self._outcomes):
+            await _retrying(client.start, deadline, "connect to Kafka")
+        await self._open_inbox(deadline)
+        self._reader = asyncio.create_task(self._read_outcomes(), name="kolony-sdk-outcomes")
+        self._fetch_waiter = asyncio.create_task(self.fetch_wait.run(), name="kolony-sdk-wait")
+
+    async def stop(self) -> None:
+        for task in (self._reader, self._fetch_waiter):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        for future in self._waiting.values():
+            future.cancel()
+        for client in (self._outcomes, self._inbox, self._producer):
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(client.stop(), 10)
+
+    async def _partition_count(self, topic: str, deadline: float) -> int:
+        if topic not in self._partitions:
+            producer = self._require(self._producer)
+            while True:
+                partitions = await _retrying(
+                    lambda: producer.partitions_for(topic), deadline, f"find {topic}"
+                )
+                if partitions:
+                    break
+                if time.monotonic() > deadline:
+                    raise BusError(f"topic {topic} does not exist: is the hub running?")
+                await asyncio.sleep(0.5)
+            self._partitions[topic] = len(partitions)
+        return self._partitions[topic]
+
+    async def partition_of(self, topic: str, key: str) -> TopicPartition:
+        deadline = time.monotonic() + self.publish_timeout
+        count = await self._partition_count(topic, deadline)
+        return TopicPartition(topic, partition_for(key.encode(), count))
+
+    # commands and outcomes
+
+    async def publish(self, topic: str, key: str, command: BaseModel) -> None:
+        """Send a command; retried with backoff until ``publish_timeout`` (then BusError)."""
+        producer = self._require(self._producer)
+        value = command.model_dump_json(exclude_none=True).encode()
+        tp = await self.partition_of(topic, key)
+        deadline = time.monotonic() + self.publish_timeout
+        self.fetch_wait.touch()
+        await _retrying(
+            lambda: producer.send_and_wait(topic, value, key=key.encode(), partition=tp.partition),
+            deadline,
+            f"publish {getattr(command, 'type', 'a command')}",
+        )
+
+    async def request(
+        self, commands: str, events: str, key: str, command: BaseModel, within: float
+    ) -> dict[str, Any]:
+        """Publish ``command`` and return its outcome event (a dict); a rejection raises
+        :class:`Rejected`; no outcome ``within`` seconds raises :class:`BusError`."""
+        command_id = str(getattr(command, "command_id"))  # noqa: B009 - every command has one
+        await self._follow(await self.partition_of(events, key))
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._waiting[command_id] = future
+        try:
+            await self.publish(commands, key, command)
+            try:
+                event = await asyncio.wait_for(future, within)
+            except TimeoutError:
+                kind = getattr(command, "type", "command")
+                raise BusError(f"no answer to {kind} within {within:g} s") from None
+        finally:
+            self._waiting.pop(command_id, None)
+        if event.get("type") == "command.rejected":
+            raise Rejected(CommandRejected.model_validate(event))
+        return event
+
+    async def _follow(self, tp: TopicPartition) -> None:
+        """Add ``tp`` to the outcomes consumer, positioned at its end; keep the others where
+        they are (assigning anew resets positions)."""
+        if tp in self._followed:
+            return
+        consumer = self._require(self._outcomes)
+        async with self._follow_lock:
+            if tp in self._followed:
+                return
+            kept = {old: await consumer.position(old) for old in self._followed}
+            consumer.assign([*kept, tp])
+            for old, position in kept.items():
+                consumer.seek(old, position)
+            await consumer.seek_to_end(tp)
+            await consumer.position(tp)
+            self._followed.add(tp)
+
+    async def _read_outcomes(self) -> None:
+        consumer = self._require(self._outcomes)
+        attempt = 0
+        while True:
+            if not self._followed:
+                await asyncio.sleep(0.05)
+                continue
+            try:
+                async with self._follow_lock:
+                    fetched = await consumer.getmany(timeout_ms=100)
+            except KafkaError as exc:
+                attempt += 1
+                logger.warning("reading outcomes failed (%s); retrying", exc)
+                await asyncio.sleep(backoff(attempt))
+                continue
+            attempt = 0
+            for records in fetched.values():
+                for record in records:
+                    self._resolve(record.value)
+
+    def _resolve(self, value: bytes | None) -> None:
+        if not self._waiting or not value:
+            return
+        try:
+            event = json.loads(value)
+        except ValueError:
+            return
+        future = self._waiting.get(str(event.get("command_id")))
+        if future is not None and not future.done():
+            future.set_result(event)
+
+    # the inbox
+
+    async def _open_inbox(self, deadline: float) -> None:
+        """The agent's inbox partition: from its committed offset, or from its end (nothing
+        before the agent's first registration is for it)."""
+        consumer = self._require(self._inbox)
+        tp = await self.partition_of(self.topics.agent_inbox, self.agent_id)
+        consumer.assign([tp])
+        committed = await _retrying(lambda: consumer.committed(tp), deadline, "read the inbox")
+        self._inbox_tp = tp
+        if committed is not None:
+            consumer.seek(tp, committed)
+            await consumer.position(tp)
+            return
+        await consumer.seek_to_end(tp)
+        start = await consumer.position(tp)  # resolved before the agent registers
+        # Committed now, so that a run that dies before finishing anything resumes here.
+        await self.commit_inbox(start)
+
+    async def inbox(self) -> AsyncIterator[tuple[int, InboxItem]]:
+        """The agent's inbox items with their offsets, forever; others' items (sharing the
+        partition) and undecodable ones are skipped."""
+        consumer = self._require(self._inbox)
+        key = self.agent_id.encode()
+        attempt = 0
+        while True:
+            try:
+                fetched = await consumer.getmany(timeout_ms=500, max_records=500)
+            except KafkaError as exc:
+                attempt += 1
+                logger.warning("reading the inbox failed (%s); retrying", exc)
+                await asyncio.sleep(backoff(attempt))
+                continue
+            attempt = 0
+            for records in fetched.values():
+                if records:
+                    self.fetch_wait.touch()
+                for record in records:
+                    if record.key != key:
+                        continue
+                    try:
+                        item = INBOX_ITEM.validate_json(record.value)
+                    except ValueError:
+                        logger.warning("skipping an undecodable inbox item at %s", record.offset)
+                        continue
+                    yield record.offset, item
+
+    async def commit_inbox(self, offset: int) -> None:
+        """Everything before ``offset`` is done: a restarted agent starts there."""
+        consumer = self._require(self._inbox)
+        tp = self._require(self._inbox_tp)
+        try:
+            await consumer.commit({tp: offset})
+        except KafkaError as exc:  # the next commit covers it; a redelivery is recognised
+            logger.warning("could not commit the inbox at %s: %s", offset, exc)
+
+    async def read_partition(self, tp: TopicPartition) -> list[dict[str, Any]]:
+        """Every event in ``tp`` from its start to its end now (for one-off lookups)."""
+        consumer = AIOKafkaConsumer(
+            **client_options(self.settings),
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=self.settings.fetch_max_wait_ms,
+        )
+        await consumer.start()
+        try:
+            consumer.assign([tp])
+            start = (await consumer.beginning_offsets([tp]))[tp]
+            end = (await consumer.end_offsets([tp]))[tp]
+            # An explicit offset: a lazy seek to the beginning can lose a race with the
+            # reset that assigning starts.
+            consumer.seek(tp, start)
+            events: list[dict[str, Any]] = []
+            deadline = time.monotonic() + self.publish_timeout
+            # The end is a lower bound (the embedded broker under-reports it by up to a
+            # batch): read to it, then on until a poll comes back empty.
+            while time.monotonic() < deadline:
+                fetched = await consumer.getmany(tp, timeout_ms=500, max_records=5_000)
+                if not fetched and await consumer.position(tp) >= end:
+                    return events
+                for record in fetched.get(tp, ()):
+                    with contextlib.suppress(ValueError):
+                        events.append(json.loads(record.value))
+            raise BusError(f"could not read {tp.topic}[{tp.partition}] to its end")
+        finally:
+            await consumer.stop()
+
+    @staticmethod
+    def _require(client: T | None) -> T:
+        if client is None:
+            raise BusError("the agent is not started")
+        return client
+
+
+async def _retrying(call: Any, deadline: float, what: str) -> Any:
+    """``await call()`` until it works; Kafka errors are retried with backoff until
+    ``deadline``, then raised as :class:`BusError`."""
+    attempt = 0
+    while True:
+        try:
+            return await call()
+        except KafkaError as exc:
+            attempt += 1
+            pause = backoff(attempt)
+            if time.monotonic() + pause > deadline:
+                raise BusError(f"cannot {what}: {exc}") from exc
+            logger.info("cannot %s yet (%s); retrying in %.2f s", what, exc, pause)
+            await asyncio.sleep(pause)
