@@ -35,6 +35,7 @@ from typing import Any, ClassVar, TypeVar
 from pydantic import TypeAdapter, ValidationError
 
 from core.ids import agent_id_for
+from kolony.broker import client_overrides
 from kolony.sdk.errors import BusError, Rejected
 from kolony.sdk.link import KafkaLink, backoff
 from kolony.settings import Settings
@@ -218,7 +219,7 @@ class Agent:
             chosen if isinstance(chosen, AgentCard) else AgentCard.model_validate(chosen)
         )
         self.agent_id = agent_id_for(self.agent_card.name, self.agent_card.version)
-        self.settings = settings or Settings()
+        self.settings = default_settings(settings)
         self.ttl_seconds = ttl_seconds
         self.request_timeout = request_timeout
         self.registered: RegisteredAgent | None = None
@@ -731,6 +732,20 @@ class Agent:
             del self._pending[offset]
         if finished is not None:
             await self.link.commit_inbox(finished + 1)
+
+
+def default_settings(settings: Settings | None = None) -> Settings:
+    """The given settings, or the environment's (``KOLONY_*``); without bootstrap servers,
+    the embedded broker of ``make up`` on this machine, with its client settings."""
+    chosen = settings or Settings()
+    if chosen.bootstrap_servers:
+        return chosen
+    return chosen.model_copy(
+        update={
+            "bootstrap_servers": f"127.0.0.1:{chosen.embedded_broker_port}",
+            **client_overrides(),
+        }
+    )
 
 
 def _message(content: str | Message | None) -> Message:
