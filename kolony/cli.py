@@ -178,19 +178,37 @@ gateway_url = click.option(
 as_json = click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 
 
-def _get(url: str, path: str, params: dict[str, Any] | None = None) -> Any:
+def _request(
+    method: str,
+    url: str,
+    path: str,
+    *,
+    params: dict[str, Any] | None = None,
+    body: Any = None,
+) -> Any:
+    """One gateway request; any failure becomes one clear line."""
     try:
-        response = httpx.get(f"{url}{path}", params=params, timeout=10)
+        response = httpx.request(method, f"{url}{path}", params=params, json=body, timeout=30)
     except httpx.HTTPError as exc:
         raise click.ClickException(f"cannot reach the gateway at {url}: {exc}") from None
     if response.status_code >= 400:
-        detail = (
-            response.json().get("detail", response.text)
-            if response.content
-            else response.reason_phrase
-        )
+        detail: Any = response.reason_phrase
+        if response.content:
+            try:
+                detail = response.json().get("detail", response.text)
+            except ValueError:
+                detail = response.text[:300]
+        if isinstance(detail, list):  # FastAPI's validation errors
+            detail = "; ".join(
+                f"{'.'.join(str(p) for p in d.get('loc', [])[1:]) or 'body'}: {d.get('msg')}"
+                for d in detail[:3]
+            )
         raise click.ClickException(f"{response.status_code}: {detail}")
     return response.json()
+
+
+def _get(url: str, path: str, params: dict[str, Any] | None = None) -> Any:
+    return _request("GET", url, path, params=params)
 
 
 @agents.command("list")
@@ -279,3 +297,8 @@ def schemas_export(out: Path) -> None:
 
     for path in export(out):
         click.echo(str(path))
+
+
+# The records commands (tasks, messages, memory, send, delegate, replay) live in their own
+# module and attach themselves to ``main``.
+import kolony.cli_records  # noqa: E402, F401

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pydantic import ValidationError
 
+from kolony.follower import partitions_of
 from kolony.kafka import client_options, read_backlog
 from kolony.settings import Settings
 from schemas.events import ANY_EVENT, AnyEvent, subject_of
@@ -59,15 +60,14 @@ async def tail(
     as_json: bool,
     echo: Callable[[str], None],
 ) -> None:
+    producer = AIOKafkaProducer(**client_options(settings))  # it only looks up partitions
     consumer = AIOKafkaConsumer(**client_options(settings), enable_auto_commit=False)
+    await producer.start()
     await consumer.start()
     try:
-        await consumer.topics()
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in settings.topics.event_logs
-            for p in sorted(consumer.partitions_for_topic(topic) or [])
-        ]
+        # The producer's lookup waits for a topic's metadata; a consumer's cache may not
+        # list a topic created moments ago.
+        partitions = await partitions_of(producer, settings.topics.event_logs)
         consumer.assign(partitions)
         starts = await consumer.beginning_offsets(partitions)
         ends = await consumer.end_offsets(partitions)
@@ -86,6 +86,7 @@ async def tail(
         pass
     finally:
         await consumer.stop()
+        await producer.stop()
 
 
 def _print(
