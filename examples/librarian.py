@@ -30,7 +30,7 @@ from kolony.sdk import (
     AgentCard,
     AgentSkill,
     IncomingMessage,
-    MemoryUpdate,
+    MemoryChange,
     Rejected,
     TaskContext,
     on_memory,
@@ -81,7 +81,7 @@ class Librarian(Agent):
         await self.send(message.sender_id, f"{len(books)} books: {', '.join(map(str, books))}")
 
     @on_memory("library.*")
-    async def noticed(self, change: MemoryUpdate) -> None:
+    async def noticed(self, change: MemoryChange) -> None:
         if change.updated_by != self.agent_id:
             print(f"{change.key} is at version {change.version} now", flush=True)
 

@@ -22,8 +22,8 @@ from kolony.sdk.agent import (
 )
 from kolony.sdk.bus import BusClient
 from kolony.sdk.errors import BusError, Rejected
+from kolony.sdk.transport import MemoryChange
 from schemas.a2a import AgentCard, AgentSkill, TaskState
-from schemas.inbox import MemoryUpdatedDelivery as MemoryUpdate
 
 __all__ = [
     "Agent",
@@ -32,7 +32,7 @@ __all__ = [
     "BusClient",
     "BusError",
     "IncomingMessage",
-    "MemoryUpdate",
+    "MemoryChange",
     "Rejected",
     "TaskContext",
     "TaskHandle",

@@ -32,32 +32,22 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, ClassVar, TypeVar
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import TypeAdapter
 
 from core.ids import agent_id_for
 from kolony.broker import client_overrides
 from kolony.sdk.errors import BusError, Rejected
-from kolony.sdk.link import KafkaLink, backoff
+from kolony.sdk.kafka_transport import KafkaTransport
+from kolony.sdk.link import backoff
+from kolony.sdk.transport import Delivery, MemoryChange, Transport
 from kolony.settings import Settings
 from schemas.a2a import AgentCard, Message, Part, Role, TaskState
-from schemas.inbox import (
-    InboxItem,
-    MemoryUpdatedDelivery,
-    MessageDelivery,
-    TaskAssignedDelivery,
-    TaskUpdatedDelivery,
-)
-from schemas.memory import DeleteMemory, MemoryItem, SetMemory, SubscriptionPattern
-from schemas.messages import AckMessages, BroadcastMessage, MessageRecord, MessageType, SendMessage
+from schemas.memory import MemoryItem, SubscriptionPattern
+from schemas.messages import MessageRecord, MessageType
 from schemas.registry import (
-    DeregisterAgent,
-    RecordHeartbeat,
-    RegisterAgent,
     RegisteredAgent,
-    SubscribeMemory,
-    UnsubscribeMemory,
 )
-from schemas.tasks import SubmitTask, TaskRecord, UpdateTaskStatus
+from schemas.tasks import TaskRecord
 
 logger = logging.getLogger(__name__)
 
@@ -195,11 +185,16 @@ def on_memory(pattern: str) -> Callable[[H], H]:
 
 TaskHandler = Callable[[TaskContext], Awaitable[Any]]
 MessageHandler = Callable[[IncomingMessage], Awaitable[Any]]
-MemoryHandler = Callable[[MemoryUpdatedDelivery], Awaitable[Any]]
+MemoryHandler = Callable[[MemoryChange], Awaitable[Any]]
 
 
 class Agent:
-    """One agent: registers its card, heartbeats, handles its inbox, deregisters on exit."""
+    """One agent: registers its card, heartbeats, handles its deliveries, deregisters on exit.
+
+    Over Kafka by default (``settings``: ``KOLONY_*``, or the embedded broker of
+    ``make up``); give ``url`` (a gateway's, e.g. ``http://localhost:8000``) to go through the
+    gateway's WebSocket instead, for agents that cannot reach Kafka.
+    """
 
     card: ClassVar[AgentCard | None] = None
 
@@ -208,6 +203,7 @@ class Agent:
         card: AgentCard | dict[str, Any] | None = None,
         *,
         settings: Settings | None = None,
+        url: str | None = None,
         ttl_seconds: float = 30.0,
         concurrency: int = 8,
         request_timeout: float = 30.0,
@@ -219,11 +215,18 @@ class Agent:
             chosen if isinstance(chosen, AgentCard) else AgentCard.model_validate(chosen)
         )
         self.agent_id = agent_id_for(self.agent_card.name, self.agent_card.version)
-        self.settings = default_settings(settings)
         self.ttl_seconds = ttl_seconds
         self.request_timeout = request_timeout
         self.registered: RegisteredAgent | None = None
-        self.link = KafkaLink(self.settings, self.agent_id)
+        self.transport: Transport
+        if url is not None:
+            from kolony.sdk.gateway_transport import GatewayTransport
+
+            self.settings = settings
+            self.transport = GatewayTransport(url, self.agent_id, request_timeout)
+        else:
+            self.settings = default_settings(settings)
+            self.transport = KafkaTransport(self.settings, self.agent_id, request_timeout)
         self._task_handlers: dict[str | None, TaskHandler] = {}
         self._message_handler: MessageHandler | None = None
         self._memory_handlers: dict[str, MemoryHandler] = {}
@@ -233,7 +236,6 @@ class Agent:
         self._working_on: set[str] = set()  # ids of the tasks whose handlers run now
         self._slots = asyncio.Semaphore(concurrency)
         self._running: set[asyncio.Task[Any]] = set()
-        self._pending: dict[int, bool] = {}  # inbox offset -> done
         self._background: list[asyncio.Task[None]] = []
         self._collect_marked_methods()
 
@@ -279,34 +281,27 @@ class Agent:
     # Lifecycle
 
     async def start(self) -> RegisteredAgent:
-        """Connect, open the inbox, register (waiting for the hub's answer), subscribe to
-        the memory patterns of ``on_memory`` handlers, and start heartbeating."""
-        await self.link.start()
+        """Connect, register (waiting for the hub's answer), subscribe to the memory
+        patterns of ``on_memory`` handlers, and start heartbeating and handling deliveries."""
+        await self.transport.start()
         try:
-            event = await self._request_agent(
-                RegisterAgent(
-                    **self._envelope(),
-                    agent_id=self.agent_id,
-                    card=self.agent_card,
-                    ttl_seconds=self.ttl_seconds,
-                )
-            )
+            ttl = await self.transport.register(self.agent_card, self.ttl_seconds)
             now = datetime.now(UTC)
             self.registered = RegisteredAgent(
                 agent_id=self.agent_id,
                 card=self.agent_card,
                 registered_at=now,
                 last_seen_at=now,
-                ttl_seconds=float(event.get("ttl_seconds", self.ttl_seconds)),
+                ttl_seconds=ttl,
             )
             if self._memory_handlers:
                 await self.subscribe(*self._memory_handlers)
         except BaseException:
-            await self.link.stop()
+            await self.transport.stop()
             raise
         self._background = [
             asyncio.create_task(self._heartbeat(), name=f"kolony-heartbeat-{self.agent_id}"),
-            asyncio.create_task(self._consume_inbox(), name=f"kolony-inbox-{self.agent_id}"),
+            asyncio.create_task(self._consume(), name=f"kolony-deliveries-{self.agent_id}"),
         ]
         return self.registered
 
@@ -322,17 +317,13 @@ class Agent:
         self._background = []
         if self._running:
             await asyncio.wait(self._running, timeout=10)
-            for task in list(self._running):  # unfinished: redelivered to the next run
+            for task in list(self._running):  # unfinished: delivered again to the next run
                 task.cancel()
             await asyncio.gather(*self._running, return_exceptions=True)
-        await self._commit_done()
         if self.registered is not None and deregister:
             with contextlib.suppress(BusError):
-                await self._request_agent(
-                    DeregisterAgent(**self._envelope(), agent_id=self.agent_id, reason=reason),
-                    within=10,
-                )
-        await self.link.stop()
+                await self.transport.deregister(reason)
+        await self.transport.stop()
 
     async def __aenter__(self) -> Agent:
         await self.start()
@@ -379,15 +370,9 @@ class Agent:
         """Send a direct message (to agent ids) and/or one in a task's thread; returns the
         record once the hub delivered it (:class:`Rejected` for unknown recipients)."""
         recipients = (to,) if isinstance(to, str) else tuple(to or ())
-        command = SendMessage(
-            **self._envelope(),
-            sender_id=self.agent_id,
-            to=recipients,
-            task_id=task_id,
-            message_type=MessageType(message_type),
-            message=_message(content),
+        return await self.transport.send(
+            recipients, task_id, MessageType(message_type), _message(content)
         )
-        return await self._request_message(command)
 
     async def broadcast(
         self,
@@ -397,14 +382,9 @@ class Agent:
         message_type: MessageType | str = MessageType.TEXT,
     ) -> MessageRecord:
         """To every agent that is not offline (or those with ``capability``)."""
-        command = BroadcastMessage(
-            **self._envelope(),
-            sender_id=self.agent_id,
-            capability=capability,
-            message_type=MessageType(message_type),
-            message=_message(content),
+        return await self.transport.broadcast(
+            capability, MessageType(message_type), _message(content)
         )
-        return await self._request_message(command)
 
     async def receive(self, within: float = 0.0) -> list[IncomingMessage]:
         """The messages that arrived since the last call (waiting up to ``within`` seconds
@@ -418,7 +398,7 @@ class Agent:
         while not self._unread.empty():
             got.append(self._unread.get_nowait())
         if got:
-            await self._ack([m.message_id for m in got])
+            await self.transport.ack([m.message_id for m in got])
         return got
 
     # Tasks
@@ -440,21 +420,15 @@ class Agent:
         task_id = str(uuid.uuid4())
         future: asyncio.Future[TaskRecord] = asyncio.get_running_loop().create_future()
         self._delegated[task_id] = future
-        command = SubmitTask(
-            **self._envelope(),
-            task_id=task_id,
-            title=title,
-            input=input,
-            requester_id=self.agent_id,
-            assignee_id=to,
-            capability=capability,
-            ttl_seconds=ttl_seconds,
-            metadata=metadata,
-        )
-        topics = self.settings.topics
         try:
-            await self.link.request(
-                topics.task_commands, topics.task_events, task_id, command, self.request_timeout
+            await self.transport.submit(
+                task_id,
+                input=input,
+                capability=capability,
+                assignee=to,
+                title=title,
+                ttl_seconds=ttl_seconds,
+                metadata=metadata,
             )
         except BaseException:
             self._delegated.pop(task_id, None)
@@ -471,18 +445,8 @@ class Agent:
         reason: str | None = None,
     ) -> None:
         """Report on a task this agent holds (working, input_required, completed, failed)."""
-        command = UpdateTaskStatus(
-            **self._envelope(),
-            task_id=task_id,
-            state=TaskState(state),
-            agent_id=self.agent_id,
-            message=_message(message) if message else None,
-            result=result,
-            reason=reason,
-        )
-        topics = self.settings.topics
-        await self.link.request(
-            topics.task_commands, topics.task_events, task_id, command, self.request_timeout
+        await self.transport.report(
+            task_id, TaskState(state), _message(message) if message else None, result, reason
         )
 
     # Shared memory
@@ -498,155 +462,74 @@ class Agent:
     ) -> MemoryItem:
         """Write ``key``; with ``expected_version``, only if it is at that version (0: only
         if absent). A lost race raises :class:`Rejected` with ``current_version``."""
-        command = SetMemory(
-            **self._envelope(),
-            key=key,
-            value=value,
-            agent_id=self.agent_id,
-            expected_version=expected_version,
-            readers=tuple(readers) if readers is not None else None,
-            writers=tuple(writers) if writers is not None else None,
-        )
-        event = await self._request_memory(key, command)
-        return MemoryItem.model_validate(event["item"])
+        return await self.transport.memory_set(key, value, expected_version, readers, writers)
 
     async def memory_delete(self, key: str, *, expected_version: int | None = None) -> None:
-        command = DeleteMemory(
-            **self._envelope(), key=key, agent_id=self.agent_id, expected_version=expected_version
-        )
-        await self._request_memory(key, command)
+        await self.transport.memory_delete(key, expected_version)
 
     async def memory_get(self, key: str) -> MemoryItem | None:
-        """The key's value now, from the memory event log (None if absent or deleted).
-
-        Reads the key's partition of the log from its start: fine for occasional reads;
-        subscribe (``on_memory``) to follow a key instead of polling it.
-        """
-        tp = await self.link.partition_of(self.settings.topics.memory_events, key)
-        item: MemoryItem | None = None
-        for event in await self.link.read_partition(tp):
-            if event.get("key") != key:
-                continue
-            if event.get("type") == "memory.updated":
-                with contextlib.suppress(ValidationError):
-                    item = MemoryItem.model_validate(event["item"])
-            elif event.get("type") == "memory.deleted":
-                item = None
-        if item is not None and not _may_read(item, self.agent_id):
-            raise BusError(f"agent {self.agent_id} may not read {key!r}")
-        return item
+        """The key's value now (None if absent or deleted)."""
+        return await self.transport.memory_get(key)
 
     async def subscribe(self, *patterns: str) -> tuple[str, ...]:
         """Hear about changes to these keys or prefixes (ending in ``*``)."""
-        event = await self._request_agent(
-            SubscribeMemory(**self._envelope(), agent_id=self.agent_id, patterns=patterns)
-        )
-        return tuple(event.get("subscriptions", ()))
+        return await self.transport.subscribe(patterns)
 
     async def unsubscribe(self, *patterns: str) -> tuple[str, ...]:
-        event = await self._request_agent(
-            UnsubscribeMemory(**self._envelope(), agent_id=self.agent_id, patterns=patterns)
-        )
-        return tuple(event.get("subscriptions", ()))
+        return await self.transport.unsubscribe(patterns)
 
     # Inside
 
-    def _envelope(self) -> dict[str, Any]:
-        return {
-            "command_id": str(uuid.uuid4()),
-            "issued_at": datetime.now(UTC),
-            "issued_by": f"sdk:{self.agent_id}",
-        }
-
-    async def _request_agent(self, command: Any, within: float | None = None) -> dict[str, Any]:
-        topics = self.settings.topics
-        return await self.link.request(
-            topics.agent_commands,
-            topics.agent_events,
-            self.agent_id,
-            command,
-            within or self.request_timeout,
-        )
-
-    async def _request_message(self, command: Any) -> MessageRecord:
-        topics = self.settings.topics
-        event = await self.link.request(
-            topics.message_commands,
-            topics.message_events,
-            self.agent_id,
-            command,
-            self.request_timeout,
-        )
-        return MessageRecord.model_validate(event["record"])
-
-    async def _request_memory(self, key: str, command: Any) -> dict[str, Any]:
-        topics = self.settings.topics
-        return await self.link.request(
-            topics.memory_commands, topics.memory_events, key, command, self.request_timeout
-        )
-
-    async def _ack(self, message_ids: list[str]) -> None:
-        for start in range(0, len(message_ids), 100):
-            command = AckMessages(
-                **self._envelope(),
-                agent_id=self.agent_id,
-                message_ids=tuple(message_ids[start : start + 100]),
-            )
-            await self.link.publish(self.settings.topics.message_commands, self.agent_id, command)
-
     async def _heartbeat(self) -> None:
-        """Every third of the TTL; a failed heartbeat is retried by the link, and logged."""
-        interval = max(0.5, self.ttl_seconds / 3)
+        """Every third of the TTL; a failed heartbeat is logged, the next one tried."""
+        interval = max(0.5, (self.registered.ttl_seconds if self.registered else 30.0) / 3)
         while True:
             await asyncio.sleep(interval)
             try:
-                await self.link.publish(
-                    self.settings.topics.agent_commands,
-                    self.agent_id,
-                    RecordHeartbeat(**self._envelope(), agent_id=self.agent_id),
-                )
+                await self.transport.heartbeat()
             except BusError as exc:
                 logger.warning("heartbeat failed: %s", exc)
 
-    async def _consume_inbox(self) -> None:
+    async def _consume(self) -> None:
         attempt = 0
         while True:
             try:
-                async for offset, item in self.link.inbox():
-                    await self._dispatch(offset, item)
+                async for delivery in self.transport.deliveries():
+                    attempt = 0
+                    await self._dispatch(delivery)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # never let the inbox die: log, back off, read on
+            except Exception:  # never let the deliveries die: log, back off, read on
                 attempt += 1
-                logger.exception("the inbox loop failed; resuming")
+                logger.exception("reading deliveries failed; resuming")
                 await asyncio.sleep(backoff(attempt))
 
-    async def _dispatch(self, offset: int, item: InboxItem) -> None:
-        if item.delivery_id in self._seen:
-            return  # delivered twice: handled already
-        self._seen.add(item.delivery_id)
-        self._pending[offset] = False
-        if isinstance(item, TaskAssignedDelivery):
-            if item.task.id in self._working_on:
+    async def _dispatch(self, delivery: Delivery) -> None:
+        if delivery.delivery_id in self._seen:
+            await self.transport.finished(delivery)  # delivered twice: handled already
+            return
+        self._seen.add(delivery.delivery_id)
+        if delivery.kind == "task_assigned" and delivery.task is not None:
+            if delivery.task.id in self._working_on:
                 # Handed over again (say, after the agent re-registered) while it runs here.
-                await self._done(offset)
+                await self.transport.finished(delivery)
                 return
-            self._working_on.add(item.task.id)
+            self._working_on.add(delivery.task.id)
             await self._slots.acquire()
-            task = asyncio.create_task(self._run_task(offset, item.task))
+            task = asyncio.create_task(self._run_task(delivery, delivery.task))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
             return
         try:
-            if isinstance(item, MessageDelivery):
-                await self._on_message(item.record)
-            elif isinstance(item, TaskUpdatedDelivery):
-                self._on_task_update(item)
-            elif isinstance(item, MemoryUpdatedDelivery):
-                await self._on_memory(item)
+            if delivery.kind == "message" and delivery.record is not None:
+                await self._on_message(delivery.record)
+            elif delivery.kind == "task_updated" and delivery.task is not None:
+                self._on_task_update(delivery.role, delivery.task)
+            elif delivery.kind == "memory" and delivery.change is not None:
+                await self._on_memory(delivery.change)
         except Exception:
-            logger.exception("a handler failed on %s", item.type)
-        await self._done(offset)
+            logger.exception("a handler failed on a %s delivery", delivery.kind)
+        await self.transport.finished(delivery)
 
     async def _on_message(self, record: MessageRecord) -> None:
         message = IncomingMessage(record)
@@ -654,32 +537,33 @@ class Agent:
             await self._unread.put(message)
             return
         await self._message_handler(message)
-        await self._ack([record.message_id])
+        await self.transport.ack([record.message_id])
 
-    def _on_task_update(self, item: TaskUpdatedDelivery) -> None:
-        if item.role != "requester" or item.task.status.state not in FINISHED:
+    def _on_task_update(self, role: str | None, task: TaskRecord) -> None:
+        if role != "requester" or task.status.state not in FINISHED:
             return
-        future = self._delegated.pop(item.task.id, None)
+        future = self._delegated.pop(task.id, None)
         if future is not None and not future.done():
-            future.set_result(item.task)
+            future.set_result(task)
 
-    async def _on_memory(self, item: MemoryUpdatedDelivery) -> None:
+    async def _on_memory(self, change: MemoryChange) -> None:
         for pattern, handler in self._memory_handlers.items():
-            if _matches(pattern, item.key):
-                await handler(item)
+            if _matches(pattern, change.key):
+                await handler(change)
 
-    async def _run_task(self, offset: int, task: TaskRecord) -> None:
+    async def _run_task(self, delivery: Delivery, task: TaskRecord) -> None:
         try:
             finished = await self._perform(task)
         finally:
             self._slots.release()
             self._working_on.discard(task.id)
         if finished:
-            await self._done(offset)
-        # Otherwise the item stays uncommitted: a restarted agent gets the task again.
+            await self.transport.finished(delivery)
+        else:
+            self.transport.abandoned(delivery)  # a restarted agent gets the task again
 
     async def _perform(self, task: TaskRecord) -> bool:
-        """Work on ``task``; False when it could not be reported (the broker is away)."""
+        """Work on ``task``; False when it could not be reported (the hub is away)."""
         handler = self._handler_for(task)
         context = TaskContext(self, task)
         try:
@@ -691,7 +575,7 @@ class Agent:
                 await self.report(task.id, TaskState.WORKING)
             except Rejected as exc:
                 # Finished, cancelled or taken away already: a redelivered task is not redone.
-                logger.info("task %s is not ours to work on: %s", task.id, exc.rejection.reason)
+                logger.info("task %s is not ours to work on: %s", task.id, exc.reason)
                 return True
             try:
                 result = await handler(context)
@@ -702,7 +586,7 @@ class Agent:
             if context.reported is None:
                 await context.complete(result)
         except Rejected as exc:  # cancelled or taken away while the handler ran
-            logger.info("task %s: %s", task.id, exc.rejection.reason)
+            logger.info("task %s: %s", task.id, exc.reason)
         except BusError as exc:
             logger.warning("task %s: could not report (%s); left for redelivery", task.id, exc)
             return False
@@ -716,22 +600,6 @@ class Agent:
         if found is None and task.capability is None and len(handlers) == 1:
             found = next(iter(handlers.values()))
         return found
-
-    async def _done(self, offset: int) -> None:
-        if offset in self._pending:
-            self._pending[offset] = True
-        await self._commit_done()
-
-    async def _commit_done(self) -> None:
-        """Commit up to the first item not finished yet (tasks finish out of order)."""
-        finished = None
-        for offset in sorted(self._pending):
-            if not self._pending[offset]:
-                break
-            finished = offset
-            del self._pending[offset]
-        if finished is not None:
-            await self.link.commit_inbox(finished + 1)
 
 
 def default_settings(settings: Settings | None = None) -> Settings:
@@ -756,8 +624,3 @@ def _message(content: str | Message | None) -> Message:
 
 def _matches(pattern: str, key: str) -> bool:
     return key.startswith(pattern[:-1]) if pattern.endswith("*") else key == pattern
-
-
-def _may_read(item: MemoryItem, agent_id: str) -> bool:
-    acl = item.acl
-    return "*" in acl.readers or agent_id in {acl.owner, *acl.readers, *acl.writers}

@@ -10,10 +10,27 @@ class BusError(RuntimeError):
 
 
 class Rejected(BusError):
-    """The hub decided against a command; ``rejection`` says why (``code``, ``reason``)."""
+    """The hub decided against a request: ``code`` (invalid, not_found, conflict, forbidden)
+    and ``reason`` say why; a lost compare-and-set also gives ``current_version``."""
 
-    def __init__(self, rejection: CommandRejected) -> None:
-        super().__init__(f"{rejection.command_type or 'command'} rejected: {rejection.reason}")
-        self.rejection = rejection
-        self.code = rejection.code
-        self.current_version = rejection.current_version
+    def __init__(
+        self,
+        code: str,
+        reason: str,
+        *,
+        what: str | None = None,
+        current_version: int | None = None,
+    ) -> None:
+        super().__init__(f"{what or 'request'} rejected: {reason}")
+        self.code = code
+        self.reason = reason
+        self.current_version = current_version
+
+    @classmethod
+    def of(cls, rejection: CommandRejected) -> Rejected:
+        return cls(
+            rejection.code,
+            rejection.reason,
+            what=rejection.command_type,
+            current_version=rejection.current_version,
+        )

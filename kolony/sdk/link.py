@@ -162,7 +162,7 @@ class KafkaLink:
         finally:
             self._waiting.pop(command_id, None)
         if event.get("type") == "command.rejected":
-            raise Rejected(CommandRejected.model_validate(event))
+            raise Rejected.of(CommandRejected.model_validate(event))
         return event
 
     async def _follow(self, tp: TopicPartition) -> None:

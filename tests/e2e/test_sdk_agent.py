@@ -12,7 +12,7 @@ from kolony.sdk import (
     AgentCard,
     AgentSkill,
     IncomingMessage,
-    MemoryUpdate,
+    MemoryChange,
     Rejected,
     TaskContext,
     TaskState,
@@ -90,7 +90,7 @@ class Greeter(Agent):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.heard: list[IncomingMessage] = []
-        self.changes: list[MemoryUpdate] = []
+        self.changes: list[MemoryChange] = []
 
     @on_task("greet")
     async def greet(self, task: TaskContext) -> str:
@@ -101,7 +101,7 @@ class Greeter(Agent):
         self.heard.append(message)
 
     @on_memory("notes.*")
-    async def noted(self, change: MemoryUpdate) -> None:
+    async def noted(self, change: MemoryChange) -> None:
         self.changes.append(change)
 
 
