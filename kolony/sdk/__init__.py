@@ -22,6 +22,7 @@ from kolony.sdk.agent import (
 )
 from kolony.sdk.bus import BusClient
 from kolony.sdk.errors import BusError, Rejected
+from kolony.sdk.sync import SyncAgent, SyncTaskHandle
 from kolony.sdk.transport import MemoryChange
 from schemas.a2a import AgentCard, AgentSkill, TaskState
 
@@ -34,6 +35,8 @@ __all__ = [
     "IncomingMessage",
     "MemoryChange",
     "Rejected",
+    "SyncAgent",
+    "SyncTaskHandle",
     "TaskContext",
     "TaskHandle",
     "TaskState",

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import signal
 import uuid
@@ -183,9 +184,9 @@ def on_memory(pattern: str) -> Callable[[H], H]:
     return mark
 
 
-TaskHandler = Callable[[TaskContext], Awaitable[Any]]
-MessageHandler = Callable[[IncomingMessage], Awaitable[Any]]
-MemoryHandler = Callable[[MemoryChange], Awaitable[Any]]
+TaskHandler = Callable[[TaskContext], Awaitable[Any] | Any]
+MessageHandler = Callable[[IncomingMessage], Awaitable[Any] | Any]
+MemoryHandler = Callable[[MemoryChange], Awaitable[Any] | Any]
 
 
 class Agent:
@@ -536,7 +537,7 @@ class Agent:
         if self._message_handler is None:
             await self._unread.put(message)
             return
-        await self._message_handler(message)
+        await _invoke(self._message_handler, message)
         await self.transport.ack([record.message_id])
 
     def _on_task_update(self, role: str | None, task: TaskRecord) -> None:
@@ -549,7 +550,7 @@ class Agent:
     async def _on_memory(self, change: MemoryChange) -> None:
         for pattern, handler in self._memory_handlers.items():
             if _matches(pattern, change.key):
-                await handler(change)
+                await _invoke(handler, change)
 
     async def _run_task(self, delivery: Delivery, task: TaskRecord) -> None:
         try:
@@ -578,7 +579,7 @@ class Agent:
                 logger.info("task %s is not ours to work on: %s", task.id, exc.reason)
                 return True
             try:
-                result = await handler(context)
+                result = await _invoke(handler, context)
             except Exception as exc:
                 logger.warning("task %s failed in its handler: %r", task.id, exc)
                 await context.fail(f"{type(exc).__name__}: {exc}"[:1000])
@@ -614,6 +615,14 @@ def default_settings(settings: Settings | None = None) -> Settings:
             **client_overrides(),
         }
     )
+
+
+async def _invoke(handler: Callable[[Any], Any], argument: Any) -> Any:
+    """Await an async handler; run a plain function in a worker thread (it may block)."""
+    if inspect.iscoroutinefunction(handler):
+        return await handler(argument)
+    result = await asyncio.to_thread(handler, argument)
+    return await result if inspect.isawaitable(result) else result
 
 
 def _message(content: str | Message | None) -> Message:
