@@ -84,6 +84,17 @@ IdOf = Callable[[bytes], "str | None"]
 Send = Callable[[int], Awaitable[str]]
 
 
+async def _first_through(send: Send, arrivals: Arrivals, attempts: int = 100) -> None:
+    """Send until one gets through (a second per try): the path is ready."""
+    for _ in range(attempts):
+        first = await send(0)
+        with contextlib.suppress(TimeoutError):
+            await _until(lambda m=first: m in arrivals.at, 1, "the first delivery")
+        if first in arrivals.at:
+            return
+    raise TimeoutError(f"nothing got through in {attempts} tries")
+
+
 async def paced(
     send: Send, arrivals: Arrivals, rate: float, seconds: float, warm_up: int
 ) -> Latency:
@@ -150,12 +161,7 @@ async def direct_message_latency(
     try:
         async with Arrivals(settings, topic, settings.inbox_partitions, _inbox_message_id) as got:
             # Until a message gets through, the worker's view has not seen the agents yet.
-            for _ in range(100):
-                first = await send(0)
-                with contextlib.suppress(TimeoutError):
-                    await _until(lambda m=first: m in got.at, 1, "first message")
-                if first in got.at:
-                    break
+            await _first_through(send, got)
             return await paced(send, got, rate, seconds, warm_up=pairs)
     finally:
         await producer.stop()
@@ -202,12 +208,7 @@ async def relay_latency(
         async with Arrivals(
             settings, target, settings.inbox_partitions, lambda v: v.split(b" ", 1)[0].decode()
         ) as got:
-            for _ in range(100):  # until the relay has joined its group and reads
-                first = await send(0)
-                with contextlib.suppress(TimeoutError):
-                    await _until(lambda m=first: m in got.at, 1, "first record")
-                if first in got.at:
-                    break
+            await _first_through(send, got)  # the relay has joined its group and reads
             return await paced(send, got, rate, seconds, warm_up=pairs)
     finally:
         await producer.stop()

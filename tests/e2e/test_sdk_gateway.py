@@ -14,8 +14,6 @@ import uvicorn
 from kolony.broker import free_port
 from kolony.sdk import (
     Agent,
-    AgentCard,
-    AgentSkill,
     IncomingMessage,
     MemoryChange,
     Rejected,
@@ -24,16 +22,9 @@ from kolony.sdk import (
 )
 from services.gateway.app import create_app
 from tests.conftest import Served, wait_for
+from tests.e2e.test_sdk_agent import card
 
 pytestmark = pytest.mark.kafka
-
-
-def card(name: str, *skills: str) -> AgentCard:
-    return AgentCard(
-        name=name,
-        version="1.0.0",
-        skills=[AgentSkill(id=s, name=s.title(), tags=[]) for s in skills],
-    )
 
 
 async def test_gateway_and_kafka_agents_work_together(served: Served) -> None:

@@ -217,7 +217,7 @@ async def test_waiting_tasks_ttl_expiry_and_overdue(stack: Any, inboxes: Any) ->
     inbox = await inboxes(hub, translator)
     await wait_for(
         lambda: inbox.of_type("inbox.task_assigned", waiting["id"]),
-        timeout=5,
+        timeout=15,
         what="the waiting task to reach the agent that appeared",
     )
     assert hub.hub.board.get(waiting["id"]).assignee_id == translator

@@ -16,7 +16,11 @@ from tests.conftest import wait_for
 from tests.e2e.test_registry import card
 from tests.support.processes import settings_env
 
-pytestmark = pytest.mark.kafka
+# On the embedded broker only: the examples' code; the SDK under them is tested on both brokers.
+pytestmark = [
+    pytest.mark.kafka,
+    pytest.mark.parametrize("broker", ["embedded"], indirect=True),
+]
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 

@@ -126,6 +126,34 @@ def test_up_serves_registers_expires_and_stops_cleanly(
         httpx.get(f"{url}/health", timeout=2)
 
 
+def test_the_sdk_example_runs_against_up(hub: tuple[str, subprocess.Popen[bytes], Path]) -> None:
+    """The README's tour: `make up`, then `python examples/research_team.py`."""
+    url, process, log = hub
+    wait_http(f"{url}/health", timeout=60)
+    bootstrap = re.search(r"kafka\s+(127\.0\.0\.1:\d+)", log.read_text())
+    assert bootstrap, log.read_text()
+    example = Path(__file__).resolve().parents[2] / "examples" / "research_team.py"
+    team = subprocess.run(
+        [sys.executable, str(example), "--seconds", "90"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        # `make up` listens on 9092, which the SDK uses by default; this hub is elsewhere.
+        env=kolony_env(
+            KOLONY_BOOTSTRAP_SERVERS=bootstrap.group(1),
+            KOLONY_FETCH_MAX_WAIT_MS="2",
+            KOLONY_FETCH_IDLE_WAIT_MS="50",
+        ),
+        check=False,
+    )
+    assert team.returncode == 0, team.stdout + team.stderr
+    assert "done: 2 summaries, 1 failed" in team.stdout
+    tasks = httpx.get(f"{url}/tasks", timeout=10).json()
+    assert tasks["total_size"] == 3
+    process.send_signal(signal.SIGINT)
+    assert process.wait(30) == 0
+
+
 def test_client_commands_fail_with_one_clear_line() -> None:
     result = subprocess.run(
         [
