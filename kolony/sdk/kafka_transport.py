@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from core.memory import can_read
 from kolony.sdk.errors import BusError
 from kolony.sdk.link import KafkaLink
 from kolony.sdk.transport import Delivery, MemoryChange
@@ -243,7 +244,7 @@ class KafkaTransport:
                     item = MemoryItem.model_validate(event["item"])
             elif event.get("type") == "memory.deleted":
                 item = None
-        if item is not None and not _may_read(item, self.agent_id):
+        if item is not None and not can_read(item.acl, self.agent_id):
             raise BusError(f"agent {self.agent_id} may not read {key!r}")
         return item
 
@@ -297,8 +298,3 @@ class KafkaTransport:
             del self._pending[offset]
         if finished is not None:
             await self.link.commit_inbox(finished + 1)
-
-
-def _may_read(item: MemoryItem, agent_id: str) -> bool:
-    acl = item.acl
-    return "*" in acl.readers or agent_id in {acl.owner, *acl.readers, *acl.writers}
