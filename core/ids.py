@@ -12,6 +12,11 @@ def agent_id_for(name: str, version: str) -> str:
     return str(uuid.uuid5(KOLONY_NAMESPACE, f"agent\x00{name}\x00{version}"))
 
 
+def app_id_for(name: str) -> str:
+    """An app's id: registering the same name again updates that app."""
+    return str(uuid.uuid5(KOLONY_NAMESPACE, f"app\x00{name}"))
+
+
 def event_id_for(cause: str, index: int) -> str:
     """The id of the ``index``-th event caused by ``cause``: re-deciding re-creates it."""
     return str(uuid.uuid5(KOLONY_NAMESPACE, f"event\x00{cause}\x00{index}"))
