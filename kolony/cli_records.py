@@ -16,10 +16,15 @@ from typing import Any
 import click
 from pydantic import AwareDatetime, TypeAdapter, ValidationError
 
+from core.tasks import is_terminal
 from kolony.cli import _get, _request, _run, _settings, as_json, gateway_url, main
+from schemas.a2a import TaskState
 
-FINISHED = {"completed", "failed", "cancelled", "rejected", "expired"}
 _MOMENT: TypeAdapter[datetime] = TypeAdapter(AwareDatetime)
+
+
+def _finished(state: str) -> bool:
+    return is_terminal(TaskState(state))
 
 
 def _dump(body: Any) -> None:
@@ -335,7 +340,7 @@ def delegate(
     if state == "completed":
         result = task.get("result")
         click.echo(json.dumps(result) if not isinstance(result, str) else result)
-    elif state in FINISHED:
+    elif _finished(state):
         raise click.ClickException(f"task {task['id']} {state}: {task.get('reason') or '-'}")
     else:
         click.echo(task["id"])
@@ -345,7 +350,7 @@ def _await_task(url: str, task: dict[str, Any], timeout: float) -> dict[str, Any
     """Poll the task until it is finished, printing each change of state to stderr."""
     deadline = time.monotonic() + timeout
     seen = task["status"]["state"]
-    while seen not in FINISHED:
+    while not _finished(seen):
         if time.monotonic() > deadline:
             raise click.ClickException(f"task {task['id']} still {seen} after {timeout:g} s")
         time.sleep(0.2)

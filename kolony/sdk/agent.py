@@ -36,14 +36,15 @@ from typing import Any, ClassVar, TypeVar
 from pydantic import TypeAdapter
 
 from core.ids import agent_id_for
+from core.tasks import is_terminal
 from kolony.broker import client_overrides
+from kolony.sdk.backoff import backoff
 from kolony.sdk.errors import BusError, Rejected
 from kolony.sdk.kafka_transport import KafkaTransport
-from kolony.sdk.link import backoff
 from kolony.sdk.transport import Delivery, MemoryChange, Transport
 from kolony.settings import Settings
 from schemas.a2a import AgentCard, Message, Part, Role, TaskState
-from schemas.memory import MemoryItem, SubscriptionPattern
+from schemas.memory import MemoryItem, SubscriptionPattern, pattern_matches
 from schemas.messages import MessageRecord, MessageType
 from schemas.registry import (
     RegisteredAgent,
@@ -51,16 +52,6 @@ from schemas.registry import (
 from schemas.tasks import TaskRecord
 
 logger = logging.getLogger(__name__)
-
-FINISHED = frozenset(
-    {
-        TaskState.COMPLETED,
-        TaskState.FAILED,
-        TaskState.CANCELLED,
-        TaskState.REJECTED,
-        TaskState.EXPIRED,
-    }
-)
 
 H = TypeVar("H", bound=Callable[..., Any])
 _PATTERN: TypeAdapter[str] = TypeAdapter(SubscriptionPattern)
@@ -541,7 +532,7 @@ class Agent:
         await self.transport.ack([record.message_id])
 
     def _on_task_update(self, role: str | None, task: TaskRecord) -> None:
-        if role != "requester" or task.status.state not in FINISHED:
+        if role != "requester" or not is_terminal(task.status.state):
             return
         future = self._delegated.pop(task.id, None)
         if future is not None and not future.done():
@@ -549,7 +540,7 @@ class Agent:
 
     async def _on_memory(self, change: MemoryChange) -> None:
         for pattern, handler in self._memory_handlers.items():
-            if _matches(pattern, change.key):
+            if pattern_matches(pattern, change.key):
                 await _invoke(handler, change)
 
     async def _run_task(self, delivery: Delivery, task: TaskRecord) -> None:

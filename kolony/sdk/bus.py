@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import threading
 import time
 from types import TracebackType
@@ -20,13 +19,12 @@ from typing import Any
 
 import httpx
 
+from kolony.sdk.backoff import backoff
 from kolony.sdk.errors import BusError
 from schemas.a2a import AgentCard
 from schemas.registry import RegisteredAgent
 
 logger = logging.getLogger(__name__)
-
-FIRST_RETRY = 0.2  # seconds before the first retry; doubles up to the renewal interval
 
 
 class BusClient:
@@ -102,16 +100,17 @@ class BusClient:
         """Register (or renew); retries unreachable gateways for ``register_timeout`` seconds.
         A refusal (4xx) is raised at once: retrying would not change it."""
         deadline = time.monotonic() + self.register_timeout
-        delay = FIRST_RETRY
+        attempt = 0
         with self._client() as client:
             while True:
                 try:
                     return self._post(client)
                 except (httpx.HTTPError, _Retryable) as exc:
-                    if time.monotonic() + delay > deadline:
+                    attempt += 1
+                    pause = backoff(attempt, cap=self.interval())
+                    if time.monotonic() + pause > deadline:
                         raise BusError(f"cannot register at {self.url}: {exc}") from exc
-                    time.sleep(_jitter(delay))
-                    delay = min(delay * 2, self.interval())
+                    time.sleep(pause)
 
     def renew(self) -> RegisteredAgent:
         """One renewal, now."""
@@ -144,7 +143,7 @@ class BusClient:
         """The renewal interval; after failures, a backoff that never exceeds it."""
         if failures == 0:
             return self.interval()
-        return _jitter(min(FIRST_RETRY * 2 ** (failures - 1), self.interval()))
+        return backoff(failures, cap=self.interval())
 
     def _renewal_failed(self, failures: int, exc: Exception) -> None:
         logger.warning("renewal %d failed (%s); retrying with backoff", failures, exc)
@@ -190,16 +189,17 @@ class BusClient:
     async def aregister(self) -> RegisteredAgent:
         """:meth:`register`, without blocking the event loop."""
         deadline = time.monotonic() + self.register_timeout
-        delay = FIRST_RETRY
+        attempt = 0
         async with self._aclient() as client:
             while True:
                 try:
                     return await self._apost(client)
                 except (httpx.HTTPError, _Retryable) as exc:
-                    if time.monotonic() + delay > deadline:
+                    attempt += 1
+                    pause = backoff(attempt, cap=self.interval())
+                    if time.monotonic() + pause > deadline:
                         raise BusError(f"cannot register at {self.url}: {exc}") from exc
-                    await asyncio.sleep(_jitter(delay))
-                    delay = min(delay * 2, self.interval())
+                    await asyncio.sleep(pause)
 
     async def arenew(self) -> RegisteredAgent:
         async with self._aclient() as client:
@@ -261,11 +261,6 @@ class BusClient:
 
 class _Retryable(Exception):
     """The gateway answered 5xx: worth another try."""
-
-
-def _jitter(delay: float) -> float:
-    """Full jitter on the upper half: between delay/2 and delay."""
-    return delay / 2 + random.random() * delay / 2  # noqa: S311 - not cryptographic
 
 
 def _detail(response: httpx.Response) -> str:

@@ -24,8 +24,8 @@ from pydantic import ValidationError
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import WebSocketException
 
+from kolony.sdk.backoff import backoff
 from kolony.sdk.errors import BusError, Rejected
-from kolony.sdk.link import backoff
 from kolony.sdk.transport import Delivery, MemoryChange
 from schemas.a2a import AgentCard, Message, TaskState
 from schemas.memory import MemoryItem

@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import random
 import time
 from collections.abc import AsyncIterator
 from typing import Any, TypeVar
@@ -29,7 +28,8 @@ from aiokafka.errors import KafkaError
 from pydantic import BaseModel
 
 from kolony.fetchwait import AdaptiveFetchWait
-from kolony.kafka import client_options
+from kolony.kafka import client_options, read_backlog
+from kolony.sdk.backoff import backoff
 from kolony.sdk.errors import BusError, Rejected
 from kolony.settings import Settings
 from schemas.base import CommandRejected
@@ -39,15 +39,6 @@ from streams.partitioning import partition_for
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-FIRST_RETRY = 0.1  # seconds; doubles up to MAX_RETRY
-MAX_RETRY = 5.0
-
-
-def backoff(attempt: int) -> float:
-    """Exponential backoff with jitter: attempt 1 waits 0.05–0.1 s, then doubling, capped."""
-    delay = min(FIRST_RETRY * float(2 ** (attempt - 1)), MAX_RETRY)
-    return delay / 2 + random.random() * delay / 2  # noqa: S311 - not cryptographic
 
 
 class KafkaLink:
@@ -281,22 +272,19 @@ class KafkaLink:
         try:
             consumer.assign([tp])
             start = (await consumer.beginning_offsets([tp]))[tp]
-            end = (await consumer.end_offsets([tp]))[tp]
+            ends = await consumer.end_offsets([tp])
             # An explicit offset: a lazy seek to the beginning can lose a race with the
             # reset that assigning starts.
             consumer.seek(tp, start)
+            try:
+                records = await asyncio.wait_for(read_backlog(consumer, ends), self.publish_timeout)
+            except TimeoutError:
+                raise BusError(f"could not read {tp.topic}[{tp.partition}] to its end") from None
             events: list[dict[str, Any]] = []
-            deadline = time.monotonic() + self.publish_timeout
-            # The end is a lower bound (the embedded broker under-reports it by up to a
-            # batch): read to it, then on until a poll comes back empty.
-            while time.monotonic() < deadline:
-                fetched = await consumer.getmany(tp, timeout_ms=500, max_records=5_000)
-                if not fetched and await consumer.position(tp) >= end:
-                    return events
-                for record in fetched.get(tp, ()):
-                    with contextlib.suppress(ValueError):
-                        events.append(json.loads(record.value))
-            raise BusError(f"could not read {tp.topic}[{tp.partition}] to its end")
+            for record in records:
+                with contextlib.suppress(ValueError):
+                    events.append(json.loads(record.value))
+            return events
         finally:
             await consumer.stop()
 
