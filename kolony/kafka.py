@@ -14,7 +14,7 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.helpers import create_ssl_context
 
 from kolony.settings import Settings
-from schemas.topics import AGENTS_TABLE, MEMORY_TABLE, MESSAGING_TABLE, TASKS_TABLE
+from schemas.topics import AGENTS_TABLE, APPS_TABLE, MEMORY_TABLE, MESSAGING_TABLE, TASKS_TABLE
 
 logger = logging.getLogger(__name__)
 
@@ -123,6 +123,10 @@ def desired_topics(settings: Settings) -> list[NewTopic]:
         NewTopic(topics.memory_commands, n, rf, topic_configs=commands),
         NewTopic(topics.memory_events, n, rf, topic_configs=events),
         NewTopic(topics.changelog(MEMORY_TABLE), n, rf, topic_configs=compact),
+        NewTopic(topics.app_commands, n, rf, topic_configs=commands),
+        NewTopic(topics.app_events, n, rf, topic_configs=events),
+        NewTopic(topics.changelog(APPS_TABLE), n, rf, topic_configs=compact),
+        NewTopic(topics.app_calls, n, rf, topic_configs=events),
         NewTopic(topics.agent_inbox, settings.inbox_partitions, rf, topic_configs=inbox),
         NewTopic(
             topics.system,

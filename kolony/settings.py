@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.apps import AppPolicy
 from core.registry import RegistryPolicy
 from core.tasks import TaskPolicy
 from kolony.fetchwait import AdaptiveFetchWait
@@ -61,6 +62,19 @@ class Settings(BaseSettings):
     session_timeout: float = Field(default=10.0, ge=6, le=300)
     exactly_once: bool = False
 
+    # MCP apps: the worker probes each app it owns, and lists its tools on registration
+    # and now and then; the gateway's proxy holds an MCP session per (agent, app).
+    app_health_interval: float = Field(default=10.0, gt=0, le=3_600)
+    app_health_timeout: float = Field(default=5.0, gt=0, le=120)
+    app_max_failures: int = Field(default=3, ge=1, le=1_000)
+    app_tools_refresh: float = Field(default=300.0, gt=0, le=86_400)
+    app_call_timeout: float = Field(default=30.0, gt=0, le=3_600)
+    app_session_idle: float = Field(default=300.0, gt=0, le=86_400)
+    app_sessions_per_agent: int = Field(default=16, ge=1, le=10_000)
+    # How the proxy talks to apps: "legacy" opens a stateful MCP session (an
+    # Mcp-Session-Id per agent and app); "auto" lets the app pick its newest protocol.
+    app_protocol: Literal["legacy", "auto"] = "legacy"
+
     # Gateway.
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65_535)
@@ -91,6 +105,10 @@ class Settings(BaseSettings):
         return TaskPolicy(
             default_ttl_seconds=self.task_ttl, default_max_retries=self.task_max_retries
         )
+
+    @property
+    def app_policy(self) -> AppPolicy:
+        return AppPolicy(max_failures=self.app_max_failures)
 
     @property
     def registry_policy(self) -> RegistryPolicy:

@@ -1,4 +1,4 @@
-"""``kolony events tail``: print the agent and task event logs, oldest first; or follow them."""
+"""``kolony events tail``: print every event log, oldest first; or follow them."""
 
 from __future__ import annotations
 
@@ -47,6 +47,24 @@ def describe(event: AnyEvent) -> str:
             detail = f"v{event.item.version} by {event.agent_id or 'operator'}"
         case "memory.deleted":
             detail = f"v{event.version} by {event.agent_id or 'operator'}"
+        case "app.registered" | "app.updated":
+            detail = f"{event.app.name} at {event.app.mcp_endpoint}"
+        case "app.health_changed":
+            state = "healthy" if event.healthy else f"failing ({event.consecutive_failures})"
+            detail = state + (f": {event.detail}" if event.detail else "")
+        case "app.tools_discovered":
+            detail = ", ".join(t.name for t in event.tools[:5]) + (
+                f" (+{len(event.tools) - 5})" if len(event.tools) > 5 else ""
+            )
+        case "app.removed":
+            detail = event.reason + (f": {event.detail}" if event.detail else "")
+        case "app.call_requested":
+            detail = f"{event.tool_name} by {event.agent_id or 'operator'}"
+        case "app.call_completed":
+            error = " (tool error)" if event.is_error else ""
+            detail = f"{event.tool_name} in {event.duration_ms:.1f} ms{error}"
+        case "app.call_failed":
+            detail = f"{event.tool_name} after {event.duration_ms:.1f} ms: {event.error}"
     at = event.occurred_at.isoformat(timespec="milliseconds")
     return f"{at}  {event.type:26} {subject}  {detail}".rstrip()
 

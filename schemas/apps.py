@@ -11,7 +11,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AnyHttpUrl, AwareDatetime, Field, TypeAdapter
 
-from schemas.base import CommandEnvelope, CommandRejected, EntityId, EventEnvelope, Frozen
+from schemas.base import (
+    SCHEMA_VERSION,
+    CommandEnvelope,
+    CommandRejected,
+    EntityId,
+    EventEnvelope,
+    Frozen,
+)
 
 AppName = Annotated[str, Field(min_length=1, max_length=200)]
 Scenario = Annotated[str, Field(min_length=1, max_length=100)]
@@ -154,3 +161,49 @@ class AppEntry(Frozen):
     app: App | None = None
     seq: int = 0
     recent_command_ids: tuple[str, ...] = ()
+
+
+APP_ENTRY = TypeAdapter(AppEntry)
+
+
+# Proxied calls: what the hub's proxy observed, keyed by app_id on the app calls topic.
+# They are observations, not decisions (no decider, no ``seq``): each call writes a
+# ``requested`` and then a ``completed`` or ``failed`` with the same ``call_id``.
+
+
+class CallEnvelope(Frozen):
+    event_id: str
+    occurred_at: AwareDatetime
+    schema_version: int = SCHEMA_VERSION
+    call_id: str
+    app_id: str
+    agent_id: str | None = None
+    tool_name: str
+
+
+class AppCallRequested(CallEnvelope):
+    type: Literal["app.call_requested"] = "app.call_requested"
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    session_id: str | None = Field(default=None, description="the proxy's session with the app")
+
+
+class AppCallCompleted(CallEnvelope):
+    """The app answered; ``is_error`` when the tool itself reported an error."""
+
+    type: Literal["app.call_completed"] = "app.call_completed"
+    duration_ms: float
+    is_error: bool = False
+
+
+class AppCallFailed(CallEnvelope):
+    """No answer: the app was unreachable, timed out, or broke the protocol."""
+
+    type: Literal["app.call_failed"] = "app.call_failed"
+    duration_ms: float
+    error: str
+
+
+AppCallEvent = Annotated[
+    AppCallRequested | AppCallCompleted | AppCallFailed, Field(discriminator="type")
+]
+APP_CALL_EVENT = TypeAdapter(AppCallEvent)

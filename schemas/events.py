@@ -6,6 +6,16 @@ from typing import Annotated
 
 from pydantic import Field, TypeAdapter
 
+from schemas.apps import (
+    AppCallCompleted,
+    AppCallFailed,
+    AppCallRequested,
+    AppHealthChanged,
+    AppRegistered,
+    AppRemoved,
+    AppToolsDiscovered,
+    AppUpdated,
+)
 from schemas.base import CommandRejected
 from schemas.memory import MemoryDeleted, MemoryUpdated
 from schemas.messages import MessageDeleted, MessagesAcked, MessageSent
@@ -46,6 +56,14 @@ AnyEvent = Annotated[
     | MessageDeleted
     | MemoryUpdated
     | MemoryDeleted
+    | AppRegistered
+    | AppUpdated
+    | AppHealthChanged
+    | AppToolsDiscovered
+    | AppRemoved
+    | AppCallRequested
+    | AppCallCompleted
+    | AppCallFailed
     | CommandRejected,
     Field(discriminator="type"),
 ]
@@ -65,6 +83,17 @@ def subject_of(event: AnyEvent) -> str | None:
             return event.key
         case MessagesAcked():
             return event.agent_id
+        case AppRegistered() | AppUpdated():
+            return event.app.app_id
+        case (
+            AppHealthChanged()
+            | AppToolsDiscovered()
+            | AppRemoved()
+            | AppCallRequested()
+            | AppCallCompleted()
+            | AppCallFailed()
+        ):
+            return event.app_id
     return (
         getattr(event, "agent_id", None)
         if event.type.startswith("agent.")

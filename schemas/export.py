@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from schemas.a2a import AgentCard, Message, Task
+from schemas.apps import APP_CALL_EVENT, APP_COMMAND, APP_EVENT, App, AppEntry
 from schemas.inbox import INBOX_ITEM
 from schemas.memory import MEMORY_COMMAND, MEMORY_ENTRY, MEMORY_EVENT, MemoryItem
 from schemas.messages import MESSAGE_COMMAND, MESSAGE_EVENT, MESSAGING_STATE, MessageRecord
@@ -38,6 +39,11 @@ SCHEMAS: dict[str, TypeAdapter[Any]] = {
     "memory-event": MEMORY_EVENT,
     "memory-entry": MEMORY_ENTRY,
     "memory-item": TypeAdapter(MemoryItem),
+    "app-command": APP_COMMAND,
+    "app-event": APP_EVENT,
+    "app-entry": TypeAdapter(AppEntry),
+    "app": TypeAdapter(App),
+    "app-call-event": APP_CALL_EVENT,
     "inbox-item": INBOX_ITEM,
     "ws-client-frame": CLIENT_FRAME,
     "ws-server-frame": SERVER_FRAME,

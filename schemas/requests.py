@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import (
     AliasChoices,
+    AnyHttpUrl,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -15,6 +16,7 @@ from pydantic import (
 )
 
 from schemas.a2a import Artifact, Message
+from schemas.apps import AppName, Scenario
 from schemas.base import ENTITY_ID_PATTERN
 from schemas.memory import MemoryKey, Principals, SubscriptionPattern
 from schemas.messages import MAX_RECIPIENTS, MessageType
@@ -151,3 +153,38 @@ class SubscribeRequest(Strict):
 
     def all_patterns(self) -> list[str]:
         return [*self.patterns, *self.keys, *(f"{prefix}*" for prefix in self.prefixes)]
+
+
+class RegisterAppRequest(Strict):
+    """Thronglets' app registration: every field but ``metadata`` is required."""
+
+    name: AppName
+    description: Annotated[str, Field(min_length=1, max_length=10_000)]
+    scenario: Scenario
+    mcp_endpoint: AnyHttpUrl = Field(description="the app's MCP endpoint (streamable HTTP)")
+    health_check_url: AnyHttpUrl = Field(description="answers a GET below 400 while healthy")
+    metadata: dict[str, Any] | None = None
+
+
+class UpdateAppRequest(Strict):
+    """``PUT /apps/{id}``: the fields to change; the others keep their values."""
+
+    name: AppName | None = None
+    description: Annotated[str, Field(min_length=1, max_length=10_000)] | None = None
+    scenario: Scenario | None = None
+    mcp_endpoint: AnyHttpUrl | None = None
+    health_check_url: AnyHttpUrl | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class ExecuteRequest(Strict):
+    """Call one tool of an app through the hub's proxy."""
+
+    tool_name: Annotated[str, Field(min_length=1, max_length=200)]
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    agent_id: Id | None = Field(
+        default=None, description="the calling agent: its own session with the app"
+    )
+    metadata: dict[str, JsonValue] | None = Field(
+        default=None, description="passed on to the app with the caller's context"
+    )

@@ -44,6 +44,19 @@ class Topics:
         return f"{self.prefix}.memory.events"
 
     @property
+    def app_commands(self) -> str:
+        return f"{self.prefix}.apps.commands"
+
+    @property
+    def app_events(self) -> str:
+        return f"{self.prefix}.apps.events"
+
+    @property
+    def app_calls(self) -> str:
+        """What the proxy observed of each app tool call, keyed by app id."""
+        return f"{self.prefix}.apps.calls"
+
+    @property
     def agent_inbox(self) -> str:
         """Deliveries to agents, keyed by the recipient's agent id."""
         return f"{self.prefix}.agents.inbox"
@@ -51,7 +64,14 @@ class Topics:
     @property
     def event_logs(self) -> tuple[str, ...]:
         """Every event log: the source of truth, replayed to rebuild any state."""
-        return (self.agent_events, self.task_events, self.message_events, self.memory_events)
+        return (
+            self.agent_events,
+            self.task_events,
+            self.message_events,
+            self.memory_events,
+            self.app_events,
+            self.app_calls,
+        )
 
     @property
     def system(self) -> str:
@@ -71,3 +91,4 @@ AGENTS_TABLE = "agents"
 TASKS_TABLE = "tasks"
 MESSAGING_TABLE = "messaging"
 MEMORY_TABLE = "memory"
+APPS_TABLE = "apps"

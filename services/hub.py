@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -20,6 +21,7 @@ from core.directory import AgentDirectory
 from kolony.follower import LogFollower, close_quietly
 from kolony.kafka import BrokerUnavailable, client_options
 from kolony.settings import Settings
+from schemas.apps import APP_CALL_EVENT, APP_EVENT, AppCallEvent, AppEvent
 from schemas.base import CommandRejected
 from schemas.events import AnyEvent
 from schemas.memory import MEMORY_EVENT, MemoryEvent
@@ -33,12 +35,19 @@ from schemas.registry import (
 )
 from schemas.system import WORKER_BEACON, WorkerBeacon
 from schemas.tasks import TASK_EVENT, TaskEvent
+from services.app_board import AppBoard
 from services.mail import MessageStore
 from services.memory_board import MemoryBoard
+from services.proxy import AppProxy
 from services.pushes import Pushes
 from services.views import EventFeed, TaskBoard
 
 logger = logging.getLogger(__name__)
+
+
+def _delivered(topic: str, delivery: asyncio.Future[Any]) -> None:
+    if not delivery.cancelled() and delivery.exception() is not None:
+        logger.warning("an event for %s was not delivered: %r", topic, delivery.exception())
 
 
 class HubUnavailable(RuntimeError):
@@ -65,6 +74,9 @@ class Hub:
         self.board = TaskBoard()
         self.messages = MessageStore(settings.message_history, settings.mailbox_size)
         self.memory = MemoryBoard(settings.memory_history)
+        self.apps = AppBoard()
+        self.proxy = AppProxy(settings, self.apps.apps)
+        self._closers: list[Callable[[], Awaitable[None]]] = []
         self.feed = EventFeed(settings.recent_events)
         self.pushes = Pushes()
         self.workers: dict[str, WorkerBeacon] = {}
@@ -77,6 +89,8 @@ class Hub:
                 self.topics.task_events,
                 self.topics.message_events,
                 self.topics.memory_events,
+                self.topics.app_events,
+                self.topics.app_calls,
                 self.topics.system,
             ],
             self._on_records,
@@ -89,6 +103,8 @@ class Hub:
             self.topics.task_events: self._fold_task,
             self.topics.message_events: self._fold_message,
             self.topics.memory_events: self._fold_memory,
+            self.topics.app_events: self._fold_app,
+            self.topics.app_calls: self._fold_call,
         }
 
     # lifecycle
@@ -106,6 +122,7 @@ class Hub:
             raise HubUnavailable(
                 f"cannot reach Kafka at {self.settings.bootstrap_servers}: {exc}"
             ) from exc
+        self.proxy.start()
         try:
             await asyncio.wait_for(self.follower.caught_up.wait(), catch_up_timeout)
         except TimeoutError:
@@ -113,7 +130,15 @@ class Hub:
                 "event log not folded within %.0f s; serving as it catches up", catch_up_timeout
             )
 
+    def on_stop(self, closer: Callable[[], Awaitable[None]]) -> None:
+        """Have :meth:`stop` await ``closer`` (what serves the hub stops with it)."""
+        self._closers.append(closer)
+
     async def stop(self) -> None:
+        for closer in self._closers:
+            await closer()
+        self._closers.clear()
+        await self.proxy.stop()
         await self.follower.stop()
         for future in self._pending.values():
             future.cancel()
@@ -142,6 +167,18 @@ class Hub:
         if isinstance(event, CommandRejected):
             raise Rejected(event)
         return event
+
+    async def record(self, topic: str, key: str, value: bytes) -> None:
+        """Hand an observation (not a command) to the producer without waiting for the
+        broker; a failure to deliver it is logged, not raised."""
+        if self._producer is None:
+            raise HubUnavailable("the gateway is not connected to Kafka")
+        try:
+            delivery = await self._producer.send(topic, key=key.encode(), value=value)
+        except KafkaError as exc:
+            logger.warning("could not record an event on %s: %r", topic, exc)
+            return
+        delivery.add_done_callback(partial(_delivered, topic))
 
     async def publish(self, topic: str, key: str, command: BaseModel) -> None:
         """Publish ``command`` and wait until the broker has it (not for its outcome)."""
@@ -174,7 +211,7 @@ class Hub:
                 logger.warning("skipping an undecodable event at %s@%s", topic, record.offset)
                 continue
             self.feed.append(event)
-            future = self._pending.get(event.command_id or "")
+            future = self._pending.get(getattr(event, "command_id", None) or "")
             if future is not None and not future.done():
                 future.set_result(event)
 
@@ -218,6 +255,14 @@ class Hub:
             for item in memory_core.deliveries_for(event, change[0], subscribers):
                 self.pushes.deliver(item)
         return event
+
+    def _fold_app(self, value: bytes) -> AppEvent:
+        event = APP_EVENT.validate_json(value)
+        self.apps.apply(event)
+        return event
+
+    def _fold_call(self, value: bytes) -> AppCallEvent:
+        return APP_CALL_EVENT.validate_json(value)
 
     def _on_beacons(self, records: Iterable[Any]) -> None:
         for record in records:

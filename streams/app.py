@@ -13,6 +13,7 @@ from kolony.fetchwait import AdaptiveFetchWait
 from kolony.kafka import faust_credentials, require_bootstrap
 from kolony.settings import Settings
 from schemas.system import WORKER_BEACON, WorkerBeacon
+from streams.apps import AppProcessor
 from streams.codec import raw_topic
 from streams.inbox import Inbox
 from streams.memory import MemoryProcessor
@@ -38,8 +39,9 @@ class KolonyWorker:
         self.tasks = TaskProcessor(self.app, settings, self.view, inbox)
         self.messages = MessageProcessor(self.app, settings, self.view, inbox)
         self.memory = MemoryProcessor(self.app, settings, self.view, inbox)
+        self.apps = AppProcessor(self.app, settings)
         self.app.task(self.view.run)
-        self.processors = (self.registry, self.tasks, self.messages, self.memory)
+        self.processors = (self.registry, self.tasks, self.messages, self.memory, self.apps)
         commands = [p.commands.get_topic_name() for p in self.processors]
         self.watchdog = Watchdog(self.app, commands)
         self.app.timer(5.0, name=f"{settings.topic_prefix}.watchdog")(self.watchdog.check)

@@ -8,6 +8,7 @@ import faust
 from faust.serializers import codecs
 from pydantic import TypeAdapter
 
+from schemas.apps import APP_ENTRY
 from schemas.memory import MEMORY_ENTRY
 from schemas.messages import MESSAGING_STATE
 from schemas.registry import AGENT_EVENT, AGENT_STATE
@@ -49,9 +50,11 @@ AGENT_EVENT_CODEC = "kolony.agent_event"
 TASK_ENTRY_CODEC = "kolony.task_entry"
 MESSAGING_STATE_CODEC = "kolony.messaging_state"
 MEMORY_ENTRY_CODEC = "kolony.memory_entry"
+APP_ENTRY_CODEC = "kolony.app_entry"
 
 codecs.register(AGENT_STATE_CODEC, PydanticCodec(AGENT_STATE))
 codecs.register(AGENT_EVENT_CODEC, PydanticCodec(AGENT_EVENT))
 codecs.register(TASK_ENTRY_CODEC, PydanticCodec(TASK_ENTRY))
 codecs.register(MESSAGING_STATE_CODEC, PydanticCodec(MESSAGING_STATE))
 codecs.register(MEMORY_ENTRY_CODEC, PydanticCodec(MEMORY_ENTRY))
+codecs.register(APP_ENTRY_CODEC, PydanticCodec(APP_ENTRY))

@@ -6,18 +6,25 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.routing import Route
 
 import kolony
 from kolony.settings import Settings
 from services.gateway.errors import install_error_handlers
-from services.gateway.routers import agents, events, memory, messages, system, tasks, ws
+from services.gateway.mcp import McpEndpoint
+from services.gateway.routers import agents, apps, events, memory, messages, system, tasks, ws
 from services.hub import Hub
+from services.mcp_tools import build_server
 
 
 def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
     """A gateway; it owns (starts and stops) its :class:`Hub` unless one is passed in."""
     owned = hub is None
     the_hub = hub if hub is not None else Hub(settings)
+
+    mcp_server = build_server(the_hub)
+    mcp_endpoint = McpEndpoint(mcp_server, settings.host)
+    the_hub.on_stop(mcp_endpoint.close)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -26,6 +33,7 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await mcp_endpoint.close()
             if owned:
                 await the_hub.stop()
 
@@ -43,6 +51,12 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
     app.include_router(tasks.router)
     app.include_router(messages.router)
     app.include_router(memory.router)
+    app.include_router(apps.router)
     app.include_router(events.router)
     app.include_router(ws.router)
+    # MCP over streamable HTTP: Kolony's address and Thronglets' (see services.mcp_tools).
+    for path in ("/mcp", "/bus/mcp"):
+        route = Route(path, endpoint=mcp_endpoint, methods=["GET", "POST", "DELETE"])
+        app.router.routes.append(route)
+    app.state.mcp = mcp_server
     return app

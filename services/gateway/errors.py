@@ -5,9 +5,11 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from services.apps import UnknownApp, UnknownTool
 from services.hub import HubUnavailable, Rejected
 from services.memory import ReadRefused, UnknownKey
 from services.messages import UnknownMessage
+from services.proxy import AppCallError, AppTimedOut, TooManySessions
 from services.registry import UnknownAgent
 from services.tasks import UnknownTask
 
@@ -27,8 +29,21 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(UnknownTask)
     @app.exception_handler(UnknownMessage)
     @app.exception_handler(UnknownKey)
+    @app.exception_handler(UnknownApp)
+    @app.exception_handler(UnknownTool)
     async def _unknown(_: Request, exc: LookupError) -> JSONResponse:
         return JSONResponse({"detail": str(exc), "code": "not_found"}, status_code=404)
+
+    @app.exception_handler(AppCallError)
+    async def _app_failed(_: Request, exc: AppCallError) -> JSONResponse:
+        status = 504 if isinstance(exc, AppTimedOut) else 502
+        return JSONResponse({"detail": str(exc), "code": "app_failed"}, status_code=status)
+
+    @app.exception_handler(TooManySessions)
+    async def _busy(_: Request, exc: TooManySessions) -> JSONResponse:
+        return JSONResponse(
+            {"detail": str(exc), "code": "busy"}, status_code=429, headers={"Retry-After": "1"}
+        )
 
     @app.exception_handler(HubUnavailable)
     async def _unavailable(_: Request, exc: HubUnavailable) -> JSONResponse:

@@ -1,0 +1,229 @@
+"""The app registry and the proxy end to end: an MCP app registers, its tools are listed,
+agents call them through the hub in isolated sessions with their context passed on, the
+app dies and is removed after the failure threshold."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+import uvicorn
+
+from examples.notebook_app import build_app
+from tests.conftest import wait_for
+from tests.e2e.test_tasks import register, skilled
+
+pytestmark = pytest.mark.kafka
+
+
+class RunningApp:
+    def __init__(self, port: int, server: uvicorn.Server, task: asyncio.Task[None]) -> None:
+        self.port = port
+        self.server = server
+        self.task = task
+        self.base = f"http://127.0.0.1:{port}"
+
+    def registration(self, name: str) -> dict[str, Any]:
+        return {
+            "name": name,
+            "description": "a notebook per session",
+            "scenario": "productivity",
+            "mcp_endpoint": f"{self.base}/mcp",
+            "health_check_url": f"{self.base}/health",
+        }
+
+    async def stop(self) -> None:
+        self.server.should_exit = True
+        await self.task
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+async def notebook_app() -> AsyncIterator[Callable[[], Awaitable[RunningApp]]]:
+    """Start the example MCP app (in this process) on a free port."""
+    running: list[RunningApp] = []
+
+    async def start(port: int | None = None) -> RunningApp:
+        port = port or free_port()
+        server = uvicorn.Server(
+            uvicorn.Config(
+                build_app().streamable_http_app(), host="127.0.0.1", port=port, log_level="warning"
+            )
+        )
+        task = asyncio.create_task(server.serve())
+        await wait_for(lambda: server.started, timeout=10, what="the app to listen")
+        app = RunningApp(port, server, task)
+        running.append(app)
+        return app
+
+    yield start
+    for app in running:
+        if not app.task.done():
+            await app.stop()
+
+
+FAST_CHECKS = {"app_health_interval": 0.3, "app_health_timeout": 1.0, "app_max_failures": 3}
+
+
+async def tools_of(client: Any, app_id: str) -> list[str]:
+    answer = await client.get(f"/apps/{app_id}/tools")
+    return [t["name"] for t in answer.json().get("tools", [])]
+
+
+async def execute(client: Any, app_id: str, tool: str, agent: str | None, **arguments: Any) -> Any:
+    body: dict[str, Any] = {"tool_name": tool, "arguments": arguments}
+    if agent is not None:
+        body["agent_id"] = agent
+    return await client.post(f"/apps/{app_id}/execute", json=body)
+
+
+async def test_an_app_registers_serves_through_the_proxy_and_is_removed_when_it_dies(
+    stack: Any, notebook_app: Any
+) -> None:
+    hub = await stack(**FAST_CHECKS)
+    client = hub.client
+    app = await notebook_app()
+
+    created = await client.post("/apps", json=app.registration("notebook"))
+    assert created.status_code == 201, created.text
+    app_id = created.json()["app_id"]
+    assert created.json()["healthy"] is True
+    again = await client.post("/apps", json=app.registration("notebook"))
+    assert again.status_code == 200 and again.json()["app_id"] == app_id
+
+    # Tools are listed on registration, without waiting for a health-check round.
+    await wait_for(lambda: tools_of(client, app_id), timeout=20, what="the app's tools")
+    assert set(await tools_of(client, app_id)) >= {"note_add", "note_list", "whoami", "echo"}
+    listed = (await client.get("/apps")).json()
+    assert listed["total"] == 1 and listed["apps"][0]["name"] == "notebook"
+    assert (await client.get(f"/apps/{app_id}")).json()["mcp_endpoint"] == f"{app.base}/mcp"
+
+    alice = await register(client, skilled("alice", "research"))
+    bob = await register(client, skilled("bob", "research"))
+    for text in ("one", "two"):
+        added = await execute(client, app_id, "note_add", alice, text=text)
+        assert added.status_code == 200, added.text
+        assert added.json()["result"]["isError"] is False
+    await execute(client, app_id, "note_add", bob, text="bob's")
+
+    # Each agent has its own session with the app: its own notebook.
+    mine = (await execute(client, app_id, "note_list", alice)).json()["result"]
+    theirs = (await execute(client, app_id, "note_list", bob)).json()["result"]
+    assert mine["structuredContent"] == {"notes": ["one", "two"]}
+    assert theirs["structuredContent"] == {"notes": ["bob's"]}
+    sessions = {s.agent_id: s.session_id for s in hub.hub.proxy.sessions()}
+    assert set(sessions) == {alice, bob} and len(set(sessions.values())) == 2
+
+    # The caller's context reaches the app: agent, name, session, and metadata sent along.
+    who = await client.post(
+        f"/apps/{app_id}/execute",
+        json={"tool_name": "whoami", "agent_id": alice, "metadata": {"trace": "t-1"}},
+    )
+    context = who.json()["result"]["structuredContent"]
+    assert context["context"]["agent_id"] == alice
+    assert context["context"]["agent_name"] == "alice"
+    assert context["context"]["session_id"] == sessions[alice]
+    assert context["context"]["metadata"] == {"trace": "t-1"}
+    assert context["agent_header"] == alice
+    by_header = await client.post(
+        f"/apps/{app_id}/execute", json={"tool_name": "whoami"}, headers={"X-Kolony-Agent-Id": bob}
+    )
+    assert by_header.json()["result"]["structuredContent"]["context"]["agent_id"] == bob
+
+    # A tool's own error is an answer; bad requests are clear 4xx.
+    bad_args = await execute(client, app_id, "note_add", alice, text="   ")
+    assert bad_args.status_code == 200 and bad_args.json()["result"]["isError"] is True
+    assert "needs some text" in bad_args.json()["result"]["content"][0]["text"]
+    no_tool = await execute(client, app_id, "nope", alice)
+    assert no_tool.status_code == 404 and "no tool 'nope'" in no_tool.json()["detail"]
+    assert (await execute(client, "no-such-app", "echo", alice)).status_code == 404
+    assert (await execute(client, app_id, "echo", "no-such-agent", value=1)).status_code == 404
+    missing = {k: v for k, v in app.registration("x").items() if k != "health_check_url"}
+    assert (await client.post("/apps", json=missing)).status_code == 422
+    bad_url = app.registration("y") | {"mcp_endpoint": "not a url"}
+    assert (await client.post("/apps", json=bad_url)).status_code == 422
+
+    # Every call is in the log: requested, then completed (or failed), with its duration.
+    def calls() -> list[Any]:
+        return [e for e in hub.hub.feed.recent(1000) if e.type.startswith("app.call_")]
+
+    await wait_for(lambda: len(calls()) == 2 * 8, timeout=20, what="the calls in the log")
+    completed = [e for e in calls() if e.type == "app.call_completed"]
+    assert all(e.duration_ms > 0 for e in completed)
+    assert any(e.is_error for e in completed)  # the empty note
+
+    updated = await client.put(f"/apps/{app_id}", json={"description": "notes, per session"})
+    assert updated.status_code == 200 and updated.json()["description"] == "notes, per session"
+    assert updated.json()["name"] == "notebook"
+
+    # The app dies: probes fail, it is marked unhealthy, then removed after 3 failures.
+    await app.stop()
+    await wait_for(
+        lambda: _status(client, app_id),
+        timeout=30,
+        what="the app to be removed",
+        interval=0.1,
+    )
+    removed = [e for e in hub.hub.feed.recent(1000) if e.type == "app.removed"]
+    assert removed and removed[-1].reason == "unhealthy"
+    assert "3 failed health checks in a row" in (removed[-1].detail or "")
+    failing = [e for e in hub.hub.feed.recent(1000) if e.type == "app.health_changed"]
+    assert [e.consecutive_failures for e in failing][:2] == [1, 2]
+    assert (await client.get("/apps")).json()["total"] == 0
+    gone = await execute(client, app_id, "note_list", alice)
+    assert gone.status_code == 404
+    await wait_for(
+        lambda: not hub.hub.proxy.sessions(), timeout=30, what="the sessions to be closed"
+    )
+
+
+async def _status(client: Any, app_id: str) -> bool:
+    return bool((await client.get(f"/apps/{app_id}")).status_code == 404)
+
+
+@pytest.mark.parametrize("broker", ["embedded"], indirect=True)
+async def test_deregistering_and_an_app_that_comes_back(stack: Any, notebook_app: Any) -> None:
+    hub = await stack(**FAST_CHECKS)
+    client = hub.client
+    app = await notebook_app()
+    app_id = (await client.post("/apps", json=app.registration("flaky"))).json()["app_id"]
+    await wait_for(lambda: tools_of(client, app_id), timeout=20, what="the app's tools")
+
+    # Down for less than the threshold: unhealthy, left out of healthy_only, then back.
+    port = app.port
+    await app.stop()
+
+    async def unhealthy() -> bool:
+        return (await client.get(f"/apps/{app_id}")).json().get("healthy") is False
+
+    await wait_for(unhealthy, timeout=10, what="the app to be marked unhealthy", interval=0.02)
+    healthy_only = (await client.get("/apps", params={"healthy_only": "true"})).json()
+    assert healthy_only["total"] == 0
+    assert (await client.get("/apps")).json()["total"] == 1
+    await notebook_app(port)
+
+    async def healthy() -> bool:
+        answer = await client.get(f"/apps/{app_id}")
+        return answer.status_code == 200 and answer.json()["healthy"] is True
+
+    await wait_for(healthy, timeout=10, what="the app to be healthy again")
+    # A probe of a healthy app writes nothing: no event while it stays up.
+    before = len(hub.hub.feed.recent(1000))
+    await asyncio.sleep(1.5)
+    assert len(hub.hub.feed.recent(1000)) == before
+
+    gone = await client.delete(f"/apps/{app_id}")
+    assert gone.status_code == 200
+    assert (await client.get(f"/apps/{app_id}")).status_code == 404
+    assert (await client.delete(f"/apps/{app_id}")).status_code == 404
+    removed = [e for e in hub.hub.feed.recent(1000) if e.type == "app.removed"]
+    assert removed[-1].reason == "deregistered"
