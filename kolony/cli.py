@@ -110,6 +110,7 @@ def up(host: str | None, port: int | None, bootstrap_servers: str | None, log_le
             f"  topics   {s.topic_prefix}.{{agents,tasks,messages,memory}}.{{commands,events}}, "
             f"{s.topics.agent_inbox}\n"
             f"  sockets  ws://{s.host}:{s.port}/ws   (the WebSocket protocol for any language)\n"
+            f"  mcp      {url}/mcp and {url}/bus/mcp   (streamable HTTP; stdio: kolony mcp)\n"
             f"Try:  curl -s -X POST {url}/agents -H 'content-type: application/json' "
             '-d \'{"name":"echo","version":"1.0.0"}\'\n'
             "Press Ctrl-C to stop.\n"
@@ -145,6 +146,50 @@ def gateway(host: str | None, port: int | None, log_level: str) -> None:
     _logging(log_level)
     settings = _settings(host=host, port=port)
     _run(lambda: run(settings, worker=False, gateway=True))
+
+
+@main.command("mcp")
+@click.option(
+    "--agent-id",
+    envvar="KOLONY_AGENT_ID",
+    default=None,
+    help="the agent the tools act for when a call does not name one",
+)
+@click.option(
+    "--log-level",
+    envvar="KOLONY_LOG_LEVEL",
+    default="warning",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+)
+def mcp_stdio(agent_id: str | None, log_level: str) -> None:
+    """Serve the hub's MCP tools over stdio, for assistants such as Claude Code.
+
+    It reads the hub's log from Kafka (KOLONY_BOOTSTRAP_SERVERS, else the embedded broker
+    of a `kolony up` on this machine) and publishes commands like the gateway does.
+    Logs go to stderr; stdout carries MCP only.
+    """
+    from kolony.broker import client_overrides as embedded_client_overrides
+    from services.hub import Hub, HubUnavailable
+    from services.mcp_tools import build_server
+
+    _logging(log_level)
+    settings = _settings()
+    if not settings.bootstrap_servers:
+        settings = settings.model_copy(update=embedded_client_overrides())
+
+    async def serve() -> None:
+        hub = Hub(settings)
+        try:
+            await hub.start()
+        except HubUnavailable as exc:
+            raise click.ClickException(f"{exc} (is `kolony up` running?)") from None
+        try:
+            await build_server(hub, agent_id=agent_id).run_stdio_async()
+        finally:
+            await hub.stop()
+
+    _run(serve)
 
 
 @main.group()

@@ -104,6 +104,7 @@ def build_server(hub: Hub, *, agent_id: str | None = None) -> MCPServer:
     server = MCPServer(
         "kolony",
         title="Kolony",
+        log_level="WARNING",
         version=kolony.__version__,
         instructions=(
             "Kolony is the control plane of an agent network. Find agents by capability, "
