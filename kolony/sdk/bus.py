@@ -70,8 +70,11 @@ class BusClient:
 
     @property
     def mcp_address(self) -> str:
-        """Where the agent's MCP client connects (Thronglets' address)."""
-        return f"{self.url}/bus/mcp"
+        """Where the agent's MCP client connects (Thronglets' address); the query names the
+        agent, so the hub's tools act for it (``agent__whoami``, ``message__receive``…)."""
+        if self.registered is None:
+            return f"{self.url}/bus/mcp"
+        return f"{self.url}/bus/mcp?agent_id={self.registered.agent_id}"
 
     def interval(self) -> float:
         """Seconds between renewals: the given interval, or a third of the TTL."""

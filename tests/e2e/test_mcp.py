@@ -5,10 +5,12 @@ arguments come back as tool errors."""
 from __future__ import annotations
 
 import asyncio
+import sys
 from typing import Any
 
 import pytest
-from mcp import Client
+from mcp import Client, StdioServerParameters
+from mcp.client.stdio import stdio_client
 from mcp_types import CallToolResult
 
 from kolony.appclient import connect
@@ -16,6 +18,7 @@ from services.mcp_tools import build_server
 from tests.conftest import wait_for
 from tests.e2e.test_apps import FAST_CHECKS, notebook_app, tools_of  # noqa: F401 - a fixture
 from tests.e2e.test_tasks import register, skilled
+from tests.support.processes import settings_env
 
 pytestmark = pytest.mark.kafka
 
@@ -200,3 +203,32 @@ async def test_the_tools_in_memory_with_the_agent_from_meta(stack: Any) -> None:
         assert task["requester_id"] == alice and task["status"]["state"] == "submitted"
         await asyncio.sleep(0)
         assert (await call(client, "hub_status"))["caught_up"] is True
+
+
+@pytest.mark.parametrize("broker", ["embedded"], indirect=True)
+async def test_kolony_mcp_serves_the_tools_over_stdio(stack: Any, tmp_path: Any) -> None:
+    """What an assistant such as Claude Code runs: ``kolony mcp --agent-id ...``."""
+    hub = await stack()
+    alice = await register(hub.client, skilled("alice", "research"))
+    bob = await register(hub.client, skilled("bob", "summarize"))
+    errors = (tmp_path / "mcp-stderr.log").open("w")
+    server = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "kolony", "mcp", "--agent-id", alice],
+        env=settings_env(hub.settings),
+    )
+    try:
+        async with Client(stdio_client(server, errlog=errors)) as client:
+            assert {t.name for t in (await client.list_tools()).tools} == TOOLS
+            assert (await call(client, "agent__whoami"))["agent_id"] == alice
+            sent = await call(client, "message__send", to_agent_id=bob, content="over stdio")
+            assert sent["record"]["sender_id"] == alice
+            delegated = await call(
+                client, "delegate_task", capability="summarize", description="from stdio"
+            )
+            assert delegated["assignee_id"] == bob
+            assert "'nope'" in await refused(client, "task__get", task_id="nope")
+    finally:
+        errors.close()
+    mailbox = (await hub.client.get(f"/agents/{bob}/messages")).json()
+    assert [m["record"]["message"]["parts"][0]["text"] for m in mailbox] == ["over stdio"]

@@ -7,6 +7,7 @@ import time
 
 import httpx
 import pytest
+from mcp import Client
 
 from core.ids import agent_id_for
 from kolony.sdk import AgentCard, AgentSkill, BusClient, BusError
@@ -50,7 +51,7 @@ async def test_sync_context_manager_registers_renews_and_deregisters(served: Ser
 
     await asyncio.to_thread(run)
     assert seen["agent_id"] == expected, "the same card name and version give the same id"
-    assert seen["mcp_address"] == f"{served.url}/bus/mcp"
+    assert seen["mcp_address"] == f"{served.url}/bus/mcp?agent_id={expected}"
     renewals = seen["renewals"]
     assert isinstance(renewals, int) and renewals >= 3, f"renewed {renewals} times in 1.5 s"
     await wait_for(lambda: gone(served, expected), timeout=10, what="deregistration on exit")
@@ -58,6 +59,11 @@ async def test_sync_context_manager_registers_renews_and_deregisters(served: Ser
 
 async def test_async_context_manager_keeps_the_agent_online(served: Served) -> None:
     async with BusClient(url=served.url, agent_card=CARD, ttl_seconds=2) as client:
+        # Thronglets' flow: the MCP address is all an assistant needs to act as the agent.
+        async with Client(client.mcp_address) as mcp:
+            whoami = await mcp.call_tool("agent__whoami", {})
+            assert whoami.structured_content is not None
+            assert whoami.structured_content["agent_id"] == client.agent_id
         assert client.interval() == pytest.approx(2 / 3)
         first = client.registered
         assert first is not None and first.ttl_seconds == 2
