@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from bench import kolony_bench, messaging_bench, raw
+from bench import kolony_bench, messaging_bench, proxy_bench, raw
 from kolony.broker import EmbeddedBroker, client_overrides, free_port
 from kolony.kafka import ensure_topics
 from kolony.settings import Settings
@@ -193,6 +193,23 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
                 url, args.rate, args.seconds, 200
             )
         report["post_agents"] = {"rate_per_s": args.rate, **asdict(latency), "failures": failures}
+
+        print("# app proxy: app__execute next to a direct MCP call", file=sys.stderr)
+        async with fresh_hub(base, workdir, gateway=True) as settings:
+            url = f"http://127.0.0.1:{settings.port}"
+            proxy = await proxy_bench.proxy_overhead(
+                url, workdir, args.proxy_calls, args.seconds, args.proxy_callers
+            )
+        report["proxy"] = {
+            "direct": asdict(proxy.direct),
+            "proxied_mcp": asdict(proxy.proxied_mcp),
+            "proxied_rest": asdict(proxy.proxied_rest),
+            "overhead_p50_ms": round(proxy.overhead_p50_ms, 3),
+            "overhead_p99_ms": round(proxy.overhead_p99_ms, 3),
+            "direct_calls_per_s": round(proxy.direct_calls_per_s),
+            "proxied_calls_per_s": round(proxy.proxied_calls_per_s),
+            "callers": proxy.concurrency,
+        }
     finally:
         if broker is not None:
             broker.stop()
@@ -207,6 +224,8 @@ def markdown(report: dict[str, object]) -> str:
     fan_out = report["broadcast"]
     relay = report["relay"]
     history = report["raw_tail_by_history"]
+    proxy = report["proxy"]
+    assert isinstance(proxy, dict)
     assert isinstance(rt, dict) and isinstance(post, dict) and isinstance(delegation, dict)
     assert isinstance(direct, dict) and isinstance(fan_out, dict) and isinstance(relay, dict)
     assert isinstance(history, list)
@@ -242,6 +261,16 @@ def markdown(report: dict[str, object]) -> str:
             f"| broadcast to {fan_out['agents']} agents (send → last delivery) | "
             f"p50 {fan_out['p50_ms']:.2f} ms, p99 {fan_out['p99_ms']:.2f} ms, "
             f"max {fan_out['max_ms']:.2f} ms ({fan_out['count']} broadcasts) |",
+            f"| direct MCP call to an app (baseline) | p50 {proxy['direct']['p50_ms']:.2f} ms, "
+            f"p99 {proxy['direct']['p99_ms']:.2f} ms ({proxy['direct']['count']} calls) |",
+            f"| `app__execute` through `/bus/mcp` | p50 {proxy['proxied_mcp']['p50_ms']:.2f} ms, "
+            f"p99 {proxy['proxied_mcp']['p99_ms']:.2f} ms (overhead p50 "
+            f"{proxy['overhead_p50_ms']:.2f} ms, p99 {proxy['overhead_p99_ms']:.2f} ms) |",
+            f"| `POST /apps/{{id}}/execute` | p50 {proxy['proxied_rest']['p50_ms']:.2f} ms, "
+            f"p99 {proxy['proxied_rest']['p99_ms']:.2f} ms |",
+            f"| calls/s with {proxy['callers']} agents calling at once | direct "
+            f"{proxy['direct_calls_per_s']:,} /s (baseline); through the hub "
+            f"{proxy['proxied_calls_per_s']:,} /s |",
             *(
                 f"| raw tail read at 100 msg/s, partition holding {h['batches']:,} record batches "
                 f"(baseline) | p50 {h['p50_ms']:.2f} ms, p99 {h['p99_ms']:.2f} ms "
@@ -265,6 +294,8 @@ if __name__ == "__main__":
     parser.add_argument("--message-rate", type=float, default=1_000.0, help="messages per second")
     parser.add_argument("--pairs", type=int, default=100, help="sender/recipient pairs")
     parser.add_argument("--listeners", type=int, default=1_000, help="agents a broadcast reaches")
+    parser.add_argument("--proxy-calls", type=int, default=2_000, help="sequential app calls")
+    parser.add_argument("--proxy-callers", type=int, default=16, help="agents calling at once")
     result = asyncio.run(main(parser.parse_args()))
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{result['when']}.json".replace(":", "-")).write_text(json.dumps(result, indent=2))

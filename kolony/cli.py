@@ -107,7 +107,7 @@ def up(host: str | None, port: int | None, bootstrap_servers: str | None, log_le
             f"\nKolony {kolony.__version__} is up\n"
             f"  gateway  {url}   (API docs {url}/docs, health {url}/health)\n"
             f"  kafka    {s.bootstrap_servers}   ({kind})\n"
-            f"  topics   {s.topic_prefix}.{{agents,tasks,messages,memory}}.{{commands,events}}, "
+            f"  topics   {s.topic_prefix}.{{agents,tasks,messages,memory,apps}}.{{commands,events}}, "
             f"{s.topics.agent_inbox}\n"
             f"  sockets  ws://{s.host}:{s.port}/ws   (the WebSocket protocol for any language)\n"
             f"  mcp      {url}/mcp and {url}/bus/mcp   (streamable HTTP; stdio: kolony mcp)\n"
