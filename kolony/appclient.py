@@ -39,7 +39,7 @@ async def connect(
     *,
     within: float,
     headers: Mapping[str, str] | None = None,
-    protocol: Protocol = "legacy",
+    protocol: Protocol = "auto",
 ) -> AsyncIterator[Client]:
     """An MCP client session with the app at ``url`` (streamable HTTP); each request
     must be answered ``within`` seconds."""

@@ -71,9 +71,11 @@ class Settings(BaseSettings):
     app_call_timeout: float = Field(default=30.0, gt=0, le=3_600)
     app_session_idle: float = Field(default=300.0, gt=0, le=86_400)
     app_sessions_per_agent: int = Field(default=16, ge=1, le=10_000)
-    # How the proxy talks to apps: "legacy" opens a stateful MCP session (an
-    # Mcp-Session-Id per agent and app); "auto" lets the app pick its newest protocol.
-    app_protocol: Literal["legacy", "auto"] = "legacy"
+    # How the hub talks to apps: "auto" uses the newest protocol the app serves (stateless
+    # 2026-07-28 requests, or the initialize handshake and an Mcp-Session-Id with older
+    # apps); "legacy" always opens a stateful session. Either way each agent has its own
+    # client per app, and every call carries the agent's session id (see docs/apps.md).
+    app_protocol: Literal["legacy", "auto"] = "auto"
 
     # Gateway.
     host: str = "127.0.0.1"

@@ -21,7 +21,7 @@ from core.directory import AgentDirectory
 from kolony.follower import LogFollower, close_quietly
 from kolony.kafka import BrokerUnavailable, client_options
 from kolony.settings import Settings
-from schemas.apps import APP_CALL_EVENT, APP_EVENT, AppCallEvent, AppEvent
+from schemas.apps import APP_EVENT, AppEvent
 from schemas.base import CommandRejected
 from schemas.events import AnyEvent
 from schemas.memory import MEMORY_EVENT, MemoryEvent
@@ -43,6 +43,8 @@ from services.pushes import Pushes
 from services.views import EventFeed, TaskBoard
 
 logger = logging.getLogger(__name__)
+
+RECORD_LINGER_MS = 20
 
 
 def _delivered(topic: str, delivery: asyncio.Future[Any]) -> None:
@@ -82,6 +84,9 @@ class Hub:
         self.workers: dict[str, WorkerBeacon] = {}
         self._pending: dict[str, asyncio.Future[AnyEvent]] = {}
         self._producer: AIOKafkaProducer | None = None
+        # Observations (the proxy's call records) go through a producer of their own that
+        # lingers, so that they reach the broker as a few batches rather than one each.
+        self._recorder: AIOKafkaProducer | None = None
         self.follower = LogFollower(
             settings,
             [
@@ -90,7 +95,6 @@ class Hub:
                 self.topics.message_events,
                 self.topics.memory_events,
                 self.topics.app_events,
-                self.topics.app_calls,
                 self.topics.system,
             ],
             self._on_records,
@@ -104,7 +108,6 @@ class Hub:
             self.topics.message_events: self._fold_message,
             self.topics.memory_events: self._fold_memory,
             self.topics.app_events: self._fold_app,
-            self.topics.app_calls: self._fold_call,
         }
 
     # lifecycle
@@ -114,8 +117,15 @@ class Hub:
         self._producer = AIOKafkaProducer(
             **client_options(self.settings), linger_ms=0, acks="all", request_timeout_ms=10_000
         )
+        self._recorder = AIOKafkaProducer(
+            **client_options(self.settings),
+            linger_ms=RECORD_LINGER_MS,
+            acks="all",
+            request_timeout_ms=10_000,
+        )
         try:
             await self._producer.start()
+            await self._recorder.start()
             await self.follower.start(self._producer)
         except (KafkaError, OSError, BrokerUnavailable) as exc:
             await self.stop()
@@ -144,6 +154,8 @@ class Hub:
             future.cancel()
         if self._producer is not None:
             await close_quietly(self._producer)
+        if self._recorder is not None:
+            await close_quietly(self._recorder)
 
     # commands
 
@@ -171,10 +183,10 @@ class Hub:
     async def record(self, topic: str, key: str, value: bytes) -> None:
         """Hand an observation (not a command) to the producer without waiting for the
         broker; a failure to deliver it is logged, not raised."""
-        if self._producer is None:
+        if self._recorder is None:
             raise HubUnavailable("the gateway is not connected to Kafka")
         try:
-            delivery = await self._producer.send(topic, key=key.encode(), value=value)
+            delivery = await self._recorder.send(topic, key=key.encode(), value=value)
         except KafkaError as exc:
             logger.warning("could not record an event on %s: %r", topic, exc)
             return
@@ -260,9 +272,6 @@ class Hub:
         event = APP_EVENT.validate_json(value)
         self.apps.apply(event)
         return event
-
-    def _fold_call(self, value: bytes) -> AppCallEvent:
-        return APP_CALL_EVENT.validate_json(value)
 
     def _on_beacons(self, records: Iterable[Any]) -> None:
         for record in records:

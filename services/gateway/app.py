@@ -6,12 +6,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from starlette.routing import Route
 
 import kolony
 from kolony.settings import Settings
 from services.gateway.errors import install_error_handlers
-from services.gateway.mcp import McpEndpoint
+from services.gateway.mcp import McpEndpoint, McpPaths
 from services.gateway.routers import agents, apps, events, memory, messages, system, tasks, ws
 from services.hub import Hub
 from services.mcp_tools import build_server
@@ -54,9 +53,8 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
     app.include_router(apps.router)
     app.include_router(events.router)
     app.include_router(ws.router)
-    # MCP over streamable HTTP: Kolony's address and Thronglets' (see services.mcp_tools).
-    for path in ("/mcp", "/bus/mcp"):
-        route = Route(path, endpoint=mcp_endpoint, methods=["GET", "POST", "DELETE"])
-        app.router.routes.append(route)
+    # MCP over streamable HTTP at Kolony's address and Thronglets' (see services.mcp_tools),
+    # answered before FastAPI's routing: every proxied tool call passes here.
+    app.add_middleware(McpPaths, endpoint=mcp_endpoint, paths=("/mcp", "/bus/mcp"))
     app.state.mcp = mcp_server
     return app

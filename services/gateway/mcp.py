@@ -7,7 +7,7 @@ import contextlib
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 
 class McpEndpoint:
@@ -50,3 +50,18 @@ class McpEndpoint:
         if self._task is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._task, 10.0)
+
+
+class McpPaths:
+    """ASGI middleware: requests for ``paths`` go to the MCP endpoint, the rest on."""
+
+    def __init__(self, app: ASGIApp, endpoint: McpEndpoint, paths: tuple[str, ...]) -> None:
+        self.app = app
+        self.endpoint = endpoint
+        self.paths = frozenset(paths) | {f"{p}/" for p in paths}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] in self.paths:
+            await self.endpoint(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)

@@ -13,7 +13,9 @@ import pytest
 import uvicorn
 
 from examples.notebook_app import build_app
+from schemas.apps import APP_CALL_EVENT
 from tests.conftest import wait_for
+from tests.e2e.test_recovery import read_topic
 from tests.e2e.test_tasks import register, skilled
 
 pytestmark = pytest.mark.kafka
@@ -153,13 +155,21 @@ async def test_an_app_registers_serves_through_the_proxy_and_is_removed_when_it_
     assert (await client.post("/apps", json=bad_url)).status_code == 422
 
     # Every call is in the log: requested, then completed (or failed), with its duration.
-    def calls() -> list[Any]:
-        return [e for e in hub.hub.feed.recent(1000) if e.type.startswith("app.call_")]
+    async def calls() -> list[Any]:
+        records = await read_topic(hub.settings, hub.settings.topics.app_calls)
+        return [APP_CALL_EVENT.validate_json(r.value) for r in records]
 
-    await wait_for(lambda: len(calls()) == 2 * 8, timeout=20, what="the calls in the log")
-    completed = [e for e in calls() if e.type == "app.call_completed"]
-    assert all(e.duration_ms > 0 for e in completed)
-    assert any(e.is_error for e in completed)  # the empty note
+    await wait_for(
+        lambda: _count(calls(), 2 * 8), timeout=20, what="the calls in the log", interval=0.5
+    )
+    recorded = await calls()
+    completed = [e for e in recorded if e.type == "app.call_completed"]
+    assert len(completed) == 8 and all(e.duration_ms > 0 for e in completed)
+    assert sum(e.is_error for e in completed) == 1  # the empty note
+    requested = {e.call_id: e for e in recorded if e.type == "app.call_requested"}
+    assert {e.call_id for e in completed} == set(requested)
+    assert {e.agent_id for e in requested.values()} == {alice, bob}
+    assert requested[completed[0].call_id].arguments == {"text": "one"}
 
     updated = await client.put(f"/apps/{app_id}", json={"description": "notes, per session"})
     assert updated.status_code == 200 and updated.json()["description"] == "notes, per session"
@@ -186,17 +196,35 @@ async def test_an_app_registers_serves_through_the_proxy_and_is_removed_when_it_
     )
 
 
+async def _count(found: Awaitable[list[Any]], expected: int) -> bool:
+    return len(await found) >= expected
+
+
 async def _status(client: Any, app_id: str) -> bool:
     return bool((await client.get(f"/apps/{app_id}")).status_code == 404)
 
 
 @pytest.mark.parametrize("broker", ["embedded"], indirect=True)
 async def test_deregistering_and_an_app_that_comes_back(stack: Any, notebook_app: Any) -> None:
-    hub = await stack(**FAST_CHECKS)
+    # With KOLONY_APP_PROTOCOL=legacy each agent opens a stateful MCP session with the app.
+    hub = await stack(**FAST_CHECKS, app_protocol="legacy")
     client = hub.client
     app = await notebook_app()
     app_id = (await client.post("/apps", json=app.registration("flaky"))).json()["app_id"]
     await wait_for(lambda: tools_of(client, app_id), timeout=20, what="the app's tools")
+
+    alice = await register(client, skilled("alice", "research"))
+    bob = await register(client, skilled("bob", "research"))
+    await execute(client, app_id, "note_add", alice, text="alice's")
+    await execute(client, app_id, "note_add", bob, text="bob's")
+    notes = (await execute(client, app_id, "note_list", bob)).json()["result"]
+    assert notes["structuredContent"] == {"notes": ["bob's"]}
+    who = (await execute(client, app_id, "whoami", alice)).json()["result"]["structuredContent"]
+    mcp_session = who["session"]
+    assert mcp_session != who["context"]["session_id"]  # the app's own Mcp-Session-Id
+    assert (await execute(client, app_id, "note_clear", alice)).json()["result"][
+        "structuredContent"
+    ] == {"cleared": 1}
 
     # Down for less than the threshold: unhealthy, left out of healthy_only, then back.
     port = app.port
