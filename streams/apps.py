@@ -13,6 +13,7 @@ import time
 import uuid
 import zlib
 from datetime import UTC, datetime
+from typing import Any
 
 import faust
 import httpx
@@ -67,7 +68,6 @@ class AppProcessor(BatchDecider[AppCommand, AppEvent, AppEntry]):
         # app id -> monotonic time its tools are due to be listed again
         self._discover_at: dict[str, float] = {}
         self._discovering: set[str] = set()
-        self.probes = 0
         app.timer(settings.app_health_interval, name=f"{topics.prefix}.apps.health")(self.check)
 
     def key_of(self, command: AppCommand) -> str:
@@ -116,19 +116,13 @@ class AppProcessor(BatchDecider[AppCommand, AppEvent, AppEntry]):
             ok, detail = await probe(
                 self._http_client(), app.health_check_url, self.settings.app_health_timeout
             )
-        self.probes += 1
         if ok and app.healthy and app.consecutive_failures == 0:
             self._maybe_discover(app)
             return  # nothing to record
         self.send_command(
             app.app_id,
             RecordHealth(
-                command_id=str(uuid.uuid4()),
-                issued_at=datetime.now(UTC),
-                issued_by="app-health-checker",
-                app_id=app.app_id,
-                ok=ok,
-                detail=detail,
+                **_envelope("app-health-checker"), app_id=app.app_id, ok=ok, detail=detail
             ),
         )
 
@@ -170,26 +164,12 @@ class AppProcessor(BatchDecider[AppCommand, AppEvent, AppEntry]):
         self._discover_at[app.app_id] = time.monotonic() + refresh
         self.send_command(
             app.app_id,
-            RecordTools(
-                command_id=str(uuid.uuid4()),
-                issued_at=datetime.now(UTC),
-                issued_by="app-tool-discoverer",
-                app_id=app.app_id,
-                tools=tools,
-            ),
+            RecordTools(**_envelope("app-tool-discoverer"), app_id=app.app_id, tools=tools),
         )
 
-    async def close(self) -> None:
-        if self._http is not None:
-            await self._http.aclose()
 
-    def apps_owned(self) -> int:
-        owned = self.owned_partitions()
-        return sum(
-            1
-            for key, entry in list(self.table.items())
-            if entry is not None and entry.app is not None and self.owns(key, owned)
-        )
+def _envelope(issued_by: str) -> dict[str, Any]:
+    return {"command_id": str(uuid.uuid4()), "issued_at": datetime.now(UTC), "issued_by": issued_by}
 
 
 def _stale(app: App, refresh: float) -> bool:

@@ -255,3 +255,35 @@ async def test_deregistering_and_an_app_that_comes_back(stack: Any, notebook_app
     assert (await client.delete(f"/apps/{app_id}")).status_code == 404
     removed = [e for e in hub.hub.feed.recent(1000) if e.type == "app.removed"]
     assert removed[-1].reason == "deregistered"
+
+
+@pytest.mark.parametrize("broker", ["embedded"], indirect=True)
+async def test_sessions_are_capped_per_agent_and_closed_when_idle(
+    stack: Any, notebook_app: Any
+) -> None:
+    hub = await stack(**FAST_CHECKS, app_sessions_per_agent=1, app_session_idle=1.0)
+    client = hub.client
+    first, second = await notebook_app(), await notebook_app()
+    ids = []
+    for name, app in (("first", first), ("second", second)):
+        ids.append((await client.post("/apps", json=app.registration(name))).json()["app_id"])
+        await wait_for(lambda: tools_of(client, ids[-1]), timeout=20, what="the app's tools")
+    alice = await register(client, skilled("alice", "research"))
+
+    await execute(client, ids[0], "note_add", alice, text="kept in the first session")
+    opened = hub.hub.proxy.sessions(alice)
+    assert [s.app_id for s in opened] == [ids[0]]
+    # A second app's session takes the only place: the first session is closed.
+    await execute(client, ids[1], "note_add", alice, text="x")
+    assert [s.app_id for s in hub.hub.proxy.sessions(alice)] == [ids[1]]
+    assert opened[0].broken
+    # Back to the first app: a new session, so the notebook starts empty.
+    notes = (await execute(client, ids[0], "note_list", alice)).json()["result"]
+    assert notes["structuredContent"] == {"notes": []}
+
+    # Unused for longer than KOLONY_APP_SESSION_IDLE: closed.
+    await wait_for(
+        lambda: not hub.hub.proxy.sessions(), timeout=10, what="idle sessions to be closed"
+    )
+    again = await execute(client, ids[0], "note_list", alice)
+    assert again.status_code == 200 and hub.hub.proxy.opened == 4

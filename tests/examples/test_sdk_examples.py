@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from core.ids import agent_id_for
+from kolony.broker import free_port
 from tests.conftest import wait_for
 from tests.e2e.test_registry import card
 from tests.support.processes import settings_env
@@ -130,3 +131,33 @@ async def test_librarian_catalogues_with_compare_and_set_and_answers(
         return (await client.get(f"/agents/{librarian}")).status_code == 404
 
     await wait_for(gone, timeout=10, what="the librarian to deregister on SIGTERM")
+
+
+async def test_the_notebook_app_registers_itself_and_serves_through_the_hub(
+    served: Any, tmp_path: Path
+) -> None:
+    """``python examples/notebook_app.py --hub <url>``, as the README's tour runs it."""
+    port = free_port()
+    log = tmp_path / "notebook.log"
+    process = launch(served.stack, "notebook_app.py", log, "--port", str(port), "--hub", served.url)
+    client = served.stack.client
+    try:
+
+        async def registered() -> Any:
+            apps = (await client.get("/apps")).json()["apps"]
+            return next((a for a in apps if a["name"] == "notebook" and a["tools"]), None)
+
+        app = await wait_for(registered, timeout=60, what="the app", detail=log.read_text)
+        assert app["health_check_url"] == f"http://127.0.0.1:{port}/health"
+        agent = (await client.post("/agents", json=card("note-taker"))).json()["agent_id"]
+        body = {"tool_name": "note_add", "arguments": {"text": "hi"}, "agent_id": agent}
+        added = await client.post(f"/apps/{app['app_id']}/execute", json=body)
+        assert added.json()["result"]["structuredContent"] == {"count": 1}, added.text
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    assert f"registered with {served.url} as app {app['app_id']}" in log.read_text()
