@@ -25,7 +25,7 @@ from typing import Any, cast
 
 from mcp import Client
 from mcp.shared.exceptions import MCPError
-from mcp_types import CallToolResult, RequestParamsMeta
+from mcp_types import CONNECTION_CLOSED, CallToolResult, RequestParamsMeta
 
 from kolony.appclient import connect
 from kolony.settings import Settings
@@ -177,7 +177,10 @@ class AppProxy:
             )
         except TimeoutError:
             raise AppTimedOut(f"app {app.name!r} did not answer within {timeout:g} s") from None
-        except MCPError as exc:  # the app answered with a protocol error
+        except MCPError as exc:
+            if exc.error.code == CONNECTION_CLOSED:  # the transport gave up, not the app
+                await self._drop(session)
+                raise AppCallError(f"app {app.name!r} is unreachable: {exc}") from exc
             raise AppCallError(f"app {app.name!r} answered with an error: {exc}") from exc
         except Exception as exc:
             await self._drop(session)  # its transport is gone; the next call reopens

@@ -287,3 +287,63 @@ async def test_sessions_are_capped_per_agent_and_closed_when_idle(
     )
     again = await execute(client, ids[0], "note_list", alice)
     assert again.status_code == 200 and hub.hub.proxy.opened == 4
+
+
+@pytest.mark.parametrize("broker", ["embedded"], indirect=True)
+async def test_slow_and_unreachable_apps_are_clear_errors_and_logged(
+    stack: Any, notebook_app: Any
+) -> None:
+    hub = await stack(**FAST_CHECKS, app_call_timeout=1.0)
+    client = hub.client
+    slow = build_app("sleepy")
+
+    @slow.tool()
+    async def nap(seconds: float) -> str:
+        await asyncio.sleep(seconds)
+        return "rested"
+
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(slow.streamable_http_app(), host="127.0.0.1", port=port, log_level="error")
+    )
+    serving = asyncio.create_task(server.serve())
+    try:
+        await wait_for(lambda: server.started, timeout=10, what="the app to listen")
+        base = f"http://127.0.0.1:{port}"
+        body = {
+            "name": "sleepy",
+            "description": "naps",
+            "scenario": "testing",
+            "mcp_endpoint": f"{base}/mcp",
+            "health_check_url": f"{base}/health",
+        }
+        app_id = (await client.post("/apps", json=body)).json()["app_id"]
+        await wait_for(lambda: tools_of(client, app_id), timeout=20, what="the app's tools")
+        alice = await register(client, skilled("alice", "research"))
+
+        quick = await execute(client, app_id, "nap", alice, seconds=0.01)
+        assert quick.status_code == 200 and quick.json()["result"]["content"][0]["text"] == "rested"
+        late = await execute(client, app_id, "nap", alice, seconds=3)
+        assert late.status_code == 504, late.text
+        assert "did not answer within 1 s" in late.json()["detail"]
+        # The session survives a slow call.
+        assert (await execute(client, app_id, "nap", alice, seconds=0)).status_code == 200
+    finally:
+        server.should_exit = True
+        await serving
+
+    # The app is gone but still registered (until its health checks fail): 502, at once.
+    down = await execute(client, app_id, "nap", alice, seconds=0)
+    assert down.status_code in (404, 502), down.text  # 404 once it has been removed
+    if down.status_code == 502:
+        assert "unreachable" in down.json()["detail"]
+        assert not hub.hub.proxy.sessions()  # dropped: the next call opens a new one
+
+    async def failures() -> list[Any]:
+        records = await read_topic(hub.settings, hub.settings.topics.app_calls)
+        events = [APP_CALL_EVENT.validate_json(r.value) for r in records]
+        return [e for e in events if e.type == "app.call_failed"]
+
+    await wait_for(lambda: _count(failures(), 1), timeout=20, what="the failed call's record")
+    failed = await failures()
+    assert "did not answer" in failed[0].error and failed[0].duration_ms >= 1_000
