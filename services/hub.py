@@ -21,7 +21,7 @@ from core.directory import AgentDirectory
 from kolony.follower import LogFollower, close_quietly
 from kolony.kafka import BrokerUnavailable, client_options
 from kolony.settings import Settings
-from schemas.apps import APP_EVENT, AppEvent
+from schemas.apps import APP_EVENT, AppEvent, AppRemoved
 from schemas.base import CommandRejected
 from schemas.events import AnyEvent
 from schemas.memory import MEMORY_EVENT, MemoryEvent
@@ -271,6 +271,8 @@ class Hub:
     def _fold_app(self, value: bytes) -> AppEvent:
         event = APP_EVENT.validate_json(value)
         self.apps.apply(event)
+        if isinstance(event, AppRemoved):  # its sessions go with it, now
+            self.proxy.close_app_soon(event.app_id)
         return event
 
     def _on_beacons(self, records: Iterable[Any]) -> None:

@@ -129,6 +129,7 @@ class AppProxy:
         self._sessions: dict[tuple[str, str], ProxySession] = {}
         self._opening: dict[tuple[str, str], asyncio.Lock] = defaultdict(asyncio.Lock)
         self._reaper: asyncio.Task[None] | None = None
+        self._closing: set[asyncio.Task[None]] = set()
         self.opened = 0
 
     # lifecycle
@@ -222,6 +223,14 @@ class AppProxy:
     async def close_app(self, app_id: str) -> None:
         """Close every session with ``app_id`` (it was removed)."""
         await asyncio.gather(*(self._drop(s) for s in self.sessions() if s.app_id == app_id))
+
+    def close_app_soon(self, app_id: str) -> None:
+        """:meth:`close_app` in the background (from synchronous code, such as a fold)."""
+        if not any(s.app_id == app_id for s in self.sessions()):
+            return
+        task = asyncio.get_running_loop().create_task(self.close_app(app_id))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     # housekeeping
 
