@@ -124,6 +124,8 @@ async def test_an_app_registers_serves_through_the_proxy_and_is_removed_when_it_
     assert theirs["structuredContent"] == {"notes": ["bob's"]}
     sessions = {s.agent_id: s.session_id for s in hub.hub.proxy.sessions()}
     assert set(sessions) == {alice, bob} and len(set(sessions.values())) == 2
+    read_model = (await client.get("/health")).json()["read_model"]
+    assert read_model["apps"] == 1 and read_model["app_sessions"] == 2
 
     # The caller's context reaches the app: agent, name, session, and metadata sent along.
     who = await client.post(
@@ -207,7 +209,8 @@ async def _status(client: Any, app_id: str) -> bool:
 @pytest.mark.parametrize("broker", ["embedded"], indirect=True)
 async def test_deregistering_and_an_app_that_comes_back(stack: Any, notebook_app: Any) -> None:
     # With KOLONY_APP_PROTOCOL=legacy each agent opens a stateful MCP session with the app.
-    hub = await stack(**FAST_CHECKS, app_protocol="legacy")
+    # Ten failures to removal: time enough to bring the app back before it is removed.
+    hub = await stack(**(FAST_CHECKS | {"app_max_failures": 10}), app_protocol="legacy")
     client = hub.client
     app = await notebook_app()
     app_id = (await client.post("/apps", json=app.registration("flaky"))).json()["app_id"]

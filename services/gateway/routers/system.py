@@ -55,6 +55,8 @@ async def health(hub: HubDep) -> JSONResponse:
             "caught_up": hub.caught_up,
             "agents": len(hub.directory.agents()),
             "tasks": len(hub.board.tasks()),
+            "apps": len(hub.apps.apps()),
+            "app_sessions": len(hub.proxy.sessions()),
         },
         "workers": [
             {
