@@ -22,11 +22,11 @@ def skilled(name: str, *skills: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def inboxes() -> AsyncIterator[Callable[[Any, str], Awaitable[Inbox]]]:
+async def inboxes() -> AsyncIterator[Callable[..., Awaitable[Inbox]]]:
     opened: list[Inbox] = []
 
-    async def open_inbox(stack: Any, agent_id: str) -> Inbox:
-        inbox = await Inbox(stack.settings, agent_id).start()
+    async def open_inbox(stack: Any, agent_id: str, from_beginning: bool = False) -> Inbox:
+        inbox = await Inbox(stack.settings, agent_id, from_beginning=from_beginning).start()
         opened.append(inbox)
         return inbox
 
@@ -214,7 +214,9 @@ async def test_waiting_tasks_ttl_expiry_and_overdue(stack: Any, inboxes: Any) ->
     late = (await client.post("/tasks", json={"title": "report", "due_at": due})).json()
 
     translator = await register(client, skilled("translator", "translate"))
-    inbox = await inboxes(hub, translator)
+    # From the beginning: the waiting task may reach the translator as soon as it registers,
+    # before this reader would have found the end of the partition.
+    inbox = await inboxes(hub, translator, from_beginning=True)
     await wait_for(
         lambda: inbox.of_type("inbox.task_assigned", waiting["id"]),
         timeout=15,
