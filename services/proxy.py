@@ -25,7 +25,7 @@ from typing import Any, cast
 
 from mcp import Client
 from mcp.shared.exceptions import MCPError
-from mcp_types import CONNECTION_CLOSED, CallToolResult, RequestParamsMeta
+from mcp_types import CONNECTION_CLOSED, REQUEST_TIMEOUT, CallToolResult, RequestParamsMeta
 
 from kolony.appclient import connect
 from kolony.settings import Settings
@@ -39,6 +39,7 @@ CONTEXT_META_KEY = "kolony/context"
 AGENT_HEADER = "X-Kolony-Agent-Id"
 SESSION_HEADER = "X-Kolony-Session-Id"
 OPERATOR = ""  # the session key of calls made without an agent
+ABANDON_GRACE = 5.0  # seconds the SDK gets to give up a timed-out call on its own
 
 
 class AppCallError(RuntimeError):
@@ -169,16 +170,25 @@ class AppProxy:
         session.in_flight += 1
         session.last_used = time.monotonic()
         timeout = self.settings.app_call_timeout
+        late = AppTimedOut(f"app {app.name!r} did not answer within {timeout:g} s")
         try:
+            # The SDK's own timeout: it abandons the request cleanly and tells the app to
+            # stop (a cancelled task could leave the session's streams in a bad state).
             return await asyncio.wait_for(
                 client.call_tool(
-                    tool_name, arguments, meta=cast(RequestParamsMeta, {CONTEXT_META_KEY: context})
+                    tool_name,
+                    arguments,
+                    read_timeout_seconds=timeout,
+                    meta=cast(RequestParamsMeta, {CONTEXT_META_KEY: context}),
                 ),
-                timeout,
+                timeout + ABANDON_GRACE,
             )
-        except TimeoutError:
-            raise AppTimedOut(f"app {app.name!r} did not answer within {timeout:g} s") from None
+        except TimeoutError:  # not even the SDK's timeout came back: give the session up
+            await self._drop(session)
+            raise late from None
         except MCPError as exc:
+            if exc.error.code == REQUEST_TIMEOUT:
+                raise late from None
             if exc.error.code == CONNECTION_CLOSED:  # the transport gave up, not the app
                 await self._drop(session)
                 raise AppCallError(f"app {app.name!r} is unreachable: {exc}") from exc
