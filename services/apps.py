@@ -11,6 +11,7 @@ from mcp_types import CallToolResult
 from pydantic import BaseModel
 
 from core.ids import app_id_for
+from kolony.commands import new_envelope
 from schemas.apps import (
     App,
     AppCallCompleted,
@@ -50,17 +51,13 @@ class Execution(BaseModel):
     result: CallToolResult
 
 
-def _envelope(issued_by: str) -> dict[str, Any]:
-    return {"command_id": str(uuid.uuid4()), "issued_at": datetime.now(UTC), "issued_by": issued_by}
-
-
 async def register_app(
     hub: Hub, request: RegisterAppRequest, *, issued_by: str = "gateway"
 ) -> tuple[App, bool]:
     """Register an app, or update the one with that name; ``(app, created)``."""
     app_id = app_id_for(request.name)
     created = hub.apps.get(app_id) is None
-    command = RegisterApp(**_envelope(issued_by), app_id=app_id, **request.model_dump())
+    command = RegisterApp(**new_envelope(issued_by), app_id=app_id, **request.model_dump())
     await hub.execute(hub.topics.app_commands, app_id, command)
     return _require(hub, app_id), created
 
@@ -79,7 +76,7 @@ async def update_app(
         "health_check_url": app.health_check_url,
         "metadata": app.metadata,
     }
-    command = RegisterApp(**_envelope(issued_by), app_id=app_id, **(current | changes))
+    command = RegisterApp(**new_envelope(issued_by), app_id=app_id, **(current | changes))
     await hub.execute(hub.topics.app_commands, app_id, command)
     return _require(hub, app_id)
 
@@ -88,7 +85,7 @@ async def deregister_app(
     hub: Hub, app_id: str, *, reason: str | None = None, issued_by: str = "gateway"
 ) -> None:
     get_app(hub, app_id)
-    command = DeregisterApp(**_envelope(issued_by), app_id=app_id, reason=reason)
+    command = DeregisterApp(**new_envelope(issued_by), app_id=app_id, reason=reason)
     await hub.execute(hub.topics.app_commands, app_id, command)
     await hub.proxy.close_app(app_id)
 

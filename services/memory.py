@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime
-from typing import Any
-
 from core.memory import can_read
+from kolony.commands import new_envelope
 from schemas.memory import DeleteMemory, MemoryEvent, MemoryItem, SetMemory
 from schemas.requests import SetMemoryRequest
 from services.hub import Hub
@@ -26,10 +23,6 @@ class ReadRefused(PermissionError):
         super().__init__(f"agent {agent_id!r} may not read {key!r}: not among its readers")
 
 
-def _envelope(issued_by: str) -> dict[str, Any]:
-    return {"command_id": str(uuid.uuid4()), "issued_at": datetime.now(UTC), "issued_by": issued_by}
-
-
 async def set_value(
     hub: Hub, key: str, request: SetMemoryRequest, *, issued_by: str = "gateway"
 ) -> MemoryItem:
@@ -38,7 +31,7 @@ async def set_value(
     if request.agent_id is not None:
         get_agent(hub, request.agent_id)
     command = SetMemory(
-        **_envelope(issued_by),
+        **new_envelope(issued_by),
         key=key,
         value=request.value,
         agent_id=request.agent_id,
@@ -81,7 +74,7 @@ async def delete_value(
     if hub.memory.get(key) is None:
         raise UnknownKey(key)
     command = DeleteMemory(
-        **_envelope(issued_by), key=key, agent_id=agent_id, expected_version=expected_version
+        **new_envelope(issued_by), key=key, agent_id=agent_id, expected_version=expected_version
     )
     await hub.execute(hub.topics.memory_commands, key, command)
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
 
 from pydantic import BaseModel
 
 from core.queries import page_of
+from kolony.commands import new_envelope
 from schemas.a2a import Message, Part, Role
 from schemas.messages import (
     OPERATOR,
@@ -46,10 +45,6 @@ class MessagePage:
     messages: list[MessageView]
     next_page_token: str | None
     total_size: int
-
-
-def _envelope(issued_by: str) -> dict[str, Any]:
-    return {"command_id": str(uuid.uuid4()), "issued_at": datetime.now(UTC), "issued_by": issued_by}
 
 
 def _message_of(request: SendMessageRequest, sender: str) -> Message:
@@ -90,7 +85,7 @@ async def send_message(
     command: SendMessage | BroadcastMessage
     if request.is_broadcast:
         command = BroadcastMessage(
-            **_envelope(issued_by),
+            **new_envelope(issued_by),
             sender_id=sender,
             capability=request.capability,
             message_type=request.message_type,
@@ -98,7 +93,7 @@ async def send_message(
         )
     else:
         command = SendMessage(
-            **_envelope(issued_by),
+            **new_envelope(issued_by),
             sender_id=sender,
             to=tuple(request.recipients),
             task_id=request.task_id,
@@ -164,7 +159,7 @@ async def ack(
         _require(hub, message_id)
     fresh = [m for m in dict.fromkeys(message_ids) if hub.messages.is_unread(agent_id, m)]
     command = AckMessages(
-        **_envelope(issued_by), agent_id=agent_id, message_ids=tuple(dict.fromkeys(message_ids))
+        **new_envelope(issued_by), agent_id=agent_id, message_ids=tuple(dict.fromkeys(message_ids))
     )
     await hub.execute(hub.topics.message_commands, agent_id, command)
     return fresh
@@ -176,7 +171,7 @@ async def delete_message(
     require_caught_up(hub)
     stored = _require(hub, message_id)
     command = DeleteMessage(
-        **_envelope(issued_by),
+        **new_envelope(issued_by),
         sender_id=stored.record.sender_id,
         message_id=message_id,
         reason=reason,

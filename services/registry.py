@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime
-
 from core.ids import agent_id_for
 from core.queries import select_agents
 from core.registry import status_after_heartbeat
+from kolony.commands import new_envelope
 from schemas.a2a import AgentCard
 from schemas.registry import (
     AgentStatus,
@@ -29,15 +27,6 @@ class UnknownAgent(LookupError):
         self.agent_id = agent_id
 
 
-def _envelope(correlation_id: str | None, issued_by: str) -> dict[str, object]:
-    return {
-        "command_id": str(uuid.uuid4()),
-        "correlation_id": correlation_id,
-        "issued_at": datetime.now(UTC),
-        "issued_by": issued_by,
-    }
-
-
 async def register_agent(
     hub: Hub,
     card: AgentCard,
@@ -49,7 +38,7 @@ async def register_agent(
     """Register ``card``, or renew it: the same name and version always get the same id."""
     agent_id = agent_id_for(card.name, card.version)
     command = RegisterAgent(
-        **_envelope(correlation_id, issued_by),
+        **new_envelope(issued_by, correlation_id),
         agent_id=agent_id,
         card=card,
         ttl_seconds=ttl_seconds,
@@ -68,7 +57,7 @@ async def heartbeat(
     """Record a sign of life. It answers from the read model without awaiting the worker:
     most heartbeats change nothing durable, so there is no outcome event to wait for."""
     agent = get_agent(hub, agent_id)
-    command = RecordHeartbeat(**_envelope(None, issued_by), agent_id=agent_id, status=status)
+    command = RecordHeartbeat(**new_envelope(issued_by), agent_id=agent_id, status=status)
     if status_after_heartbeat(agent, status) is not agent.status:
         await hub.execute(hub.topics.agent_commands, agent_id, command)
         return _require(hub, agent_id)
@@ -79,7 +68,7 @@ async def heartbeat(
 async def deregister_agent(
     hub: Hub, agent_id: str, *, reason: str | None = None, issued_by: str = "gateway"
 ) -> None:
-    command = DeregisterAgent(**_envelope(None, issued_by), agent_id=agent_id, reason=reason)
+    command = DeregisterAgent(**new_envelope(issued_by), agent_id=agent_id, reason=reason)
     await hub.execute(hub.topics.agent_commands, agent_id, command)
 
 
@@ -112,7 +101,7 @@ async def _subscriptions(
     issued_by: str,
 ) -> tuple[str, ...]:
     get_agent(hub, agent_id)
-    command = kind(**_envelope(None, issued_by), agent_id=agent_id, patterns=tuple(patterns))
+    command = kind(**new_envelope(issued_by), agent_id=agent_id, patterns=tuple(patterns))
     await hub.execute(hub.topics.agent_commands, agent_id, command)
     return _require(hub, agent_id).subscriptions
 

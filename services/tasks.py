@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from core.queries import TaskFilter, page_of, select_tasks
+from kolony.commands import new_envelope
 from schemas.a2a import Artifact, Message, Part, Role, TaskState
 from schemas.requests import CreateTask
 from schemas.tasks import (
@@ -67,10 +68,6 @@ class TaskPage:
     total_size: int
 
 
-def _envelope(issued_by: str) -> dict[str, Any]:
-    return {"command_id": str(uuid.uuid4()), "issued_at": datetime.now(UTC), "issued_by": issued_by}
-
-
 def as_message(content: Message | str | None, role: Role = Role.AGENT) -> Message | None:
     """A message from plain text (the seeds send strings) or an A2A ``Message``."""
     if content is None or isinstance(content, Message):
@@ -85,7 +82,7 @@ async def create_task(hub: Hub, new: NewTask, *, issued_by: str = "gateway") -> 
             get_agent(hub, agent_id)  # unknown agents are a 404, before anything is published
     task_id = new.task_id or str(uuid.uuid4())
     command = SubmitTask(
-        **_envelope(issued_by),
+        **new_envelope(issued_by),
         task_id=task_id,
         context_id=new.context_id,
         title=new.title,
@@ -118,7 +115,7 @@ async def update_status(
     issued_by: str = "gateway",
 ) -> TaskRecord:
     command = UpdateTaskStatus(
-        **_envelope(issued_by),
+        **new_envelope(issued_by),
         task_id=task_id,
         state=state,
         message=as_message(message),
@@ -161,7 +158,9 @@ async def cancel_task(
     agent_id: str | None = None,
     issued_by: str = "gateway",
 ) -> TaskRecord:
-    command = CancelTask(**_envelope(issued_by), task_id=task_id, reason=reason, agent_id=agent_id)
+    command = CancelTask(
+        **new_envelope(issued_by), task_id=task_id, reason=reason, agent_id=agent_id
+    )
     await hub.execute(hub.topics.task_commands, task_id, command)
     return _require(hub, task_id)
 
@@ -170,7 +169,7 @@ async def assign_task(
     hub: Hub, task_id: str, agent_id: str, *, issued_by: str = "gateway"
 ) -> TaskRecord:
     get_agent(hub, agent_id)
-    command = AssignTask(**_envelope(issued_by), task_id=task_id, agent_id=agent_id)
+    command = AssignTask(**new_envelope(issued_by), task_id=task_id, agent_id=agent_id)
     await hub.execute(hub.topics.task_commands, task_id, command)
     return _require(hub, task_id)
 
@@ -178,7 +177,7 @@ async def assign_task(
 async def delete_task(
     hub: Hub, task_id: str, *, reason: str | None = None, issued_by: str = "gateway"
 ) -> None:
-    command = DeleteTask(**_envelope(issued_by), task_id=task_id, reason=reason)
+    command = DeleteTask(**new_envelope(issued_by), task_id=task_id, reason=reason)
     await hub.execute(hub.topics.task_commands, task_id, command)
 
 

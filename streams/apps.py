@@ -10,16 +10,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 import zlib
 from datetime import UTC, datetime
-from typing import Any
 
 import faust
 import httpx
 
 from core import apps
 from kolony.appclient import discover_tools, probe
+from kolony.commands import new_envelope
 from kolony.settings import Settings
 from schemas.apps import (
     APP_COMMAND,
@@ -122,7 +121,7 @@ class AppProcessor(BatchDecider[AppCommand, AppEvent, AppEntry]):
         self.send_command(
             app.app_id,
             RecordHealth(
-                **_envelope("app-health-checker"), app_id=app.app_id, ok=ok, detail=detail
+                **new_envelope("app-health-checker"), app_id=app.app_id, ok=ok, detail=detail
             ),
         )
 
@@ -164,12 +163,8 @@ class AppProcessor(BatchDecider[AppCommand, AppEvent, AppEntry]):
         self._discover_at[app.app_id] = time.monotonic() + refresh
         self.send_command(
             app.app_id,
-            RecordTools(**_envelope("app-tool-discoverer"), app_id=app.app_id, tools=tools),
+            RecordTools(**new_envelope("app-tool-discoverer"), app_id=app.app_id, tools=tools),
         )
-
-
-def _envelope(issued_by: str) -> dict[str, Any]:
-    return {"command_id": str(uuid.uuid4()), "issued_at": datetime.now(UTC), "issued_by": issued_by}
 
 
 def _stale(app: App, refresh: float) -> bool:

@@ -9,14 +9,13 @@ a restarted agent gets again exactly what it had not finished.
 from __future__ import annotations
 
 import contextlib
-import uuid
 from collections.abc import AsyncIterator, Iterable
-from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from core.memory import can_read
+from kolony.commands import new_envelope
 from kolony.sdk.errors import BusError
 from kolony.sdk.link import KafkaLink
 from kolony.sdk.transport import Delivery, MemoryChange
@@ -59,11 +58,7 @@ class KafkaTransport:
     # commands
 
     def _envelope(self) -> dict[str, Any]:
-        return {
-            "command_id": str(uuid.uuid4()),
-            "issued_at": datetime.now(UTC),
-            "issued_by": f"sdk:{self.agent_id}",
-        }
+        return new_envelope(f"sdk:{self.agent_id}")
 
     async def _agent(self, command: BaseModel, within: float | None = None) -> dict[str, Any]:
         return await self.link.request(
