@@ -20,12 +20,11 @@ from collections.abc import AsyncIterator
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import httpx
 
 from bench import kolony_bench, messaging_bench, proxy_bench, raw
-from kolony.broker import EmbeddedBroker, client_overrides, free_port
+from kolony.broker import KAFKA_VERSION, EmbeddedKafka, free_port
 from kolony.kafka import ensure_topics
 from kolony.settings import Settings
 from tests.support.processes import KolonyProcess
@@ -100,10 +99,9 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
     bootstrap = os.environ.get("KOLONY_BOOTSTRAP_SERVERS")
     workdir = Path(tempfile.mkdtemp(prefix="kolony-bench-"))
     if not bootstrap:
-        broker = EmbeddedBroker(0, log_path=workdir / "broker.log")
-        bootstrap = broker.start()
-    kind = "embedded (Tansu)" if broker else f"Kafka at {bootstrap}"
-    clients: dict[str, Any] = client_overrides() if broker else {"fetch_max_wait_ms": 500}
+        broker = EmbeddedKafka(workdir / "kafka", 0)
+        bootstrap = await asyncio.to_thread(broker.start)
+    kind = f"embedded Apache Kafka {KAFKA_VERSION}" if broker else f"Kafka at {bootstrap}"
     base = Settings(
         bootstrap_servers=bootstrap,
         topic_prefix="bench",
@@ -111,7 +109,6 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
         data_dir=workdir / "data",
         beacon_interval=0.25,
         port=free_port(),
-        **clients,
     )
     fetch_wait = base.fetch_max_wait_ms
     report: dict[str, object] = {

@@ -43,13 +43,13 @@ def _logging(level: str) -> None:
 
 def _run(main: Callable[[], Any]) -> None:
     """Run a coroutine factory; turn known failures into one clear line."""
-    from kolony.broker import EmbeddedBrokerError
+    from kolony.broker import BrokerError, JarsUnavailable
     from kolony.kafka import BrokerUnavailable
-    from kolony.runtime import WorkerCrashed
+    from kolony.runtime import GatewayFailed, WorkerCrashed
 
     try:
         asyncio.run(main())
-    except (BrokerUnavailable, EmbeddedBrokerError, WorkerCrashed) as exc:
+    except (BrokerUnavailable, BrokerError, JarsUnavailable, WorkerCrashed, GatewayFailed) as exc:
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:
         pass
@@ -77,51 +77,45 @@ def main() -> None:
     "--bootstrap-servers",
     envvar="KOLONY_BOOTSTRAP_SERVERS",
     default=None,
-    help="Kafka to use; unset runs the embedded broker",
+    help="Kafka to use; unset runs the embedded one",
+)
+@click.option(
+    "--fresh", is_flag=True, help="delete the data directory first (every event, a new hub)"
 )
 @log_level
-def up(host: str | None, port: int | None, bootstrap_servers: str | None, log_level: str) -> None:
-    """Start the hub: broker (embedded unless configured), stream worker and gateway."""
-    from kolony.broker import EmbeddedBroker
-    from kolony.broker import client_overrides as embedded_client_overrides
+def up(
+    host: str | None, port: int | None, bootstrap_servers: str | None, fresh: bool, log_level: str
+) -> None:
+    """Start the hub: Kafka (embedded unless configured), stream worker and gateway."""
+    from kolony.broker import BrokerError, JarsUnavailable
+    from kolony.cli_up import LocalHub
     from kolony.runtime import run
 
     _logging(log_level)
-    base = _settings(host=host, port=port, bootstrap_servers=bootstrap_servers)
-    broker: EmbeddedBroker | None = None
-    overrides: dict[str, Any] = {}
-    if not base.bootstrap_servers:
-        broker = EmbeddedBroker(base.embedded_broker_port, log_path=base.data_dir / "broker.log")
-        click.echo("starting the embedded broker ...", err=True)
-        try:
-            overrides["bootstrap_servers"] = broker.start()
-        except RuntimeError as exc:
-            raise click.ClickException(str(exc)) from None
-        overrides.update(embedded_client_overrides())
-    settings = base.model_copy(update=overrides)
-
-    def ready(s: Settings) -> None:
-        url = f"http://{s.host}:{s.port}"
-        kind = "embedded broker, memory only" if broker else "external Kafka"
-        click.echo(
-            f"\nKolony {kolony.__version__} is up\n"
-            f"  gateway  {url}   (API docs {url}/docs, health {url}/health)\n"
-            f"  kafka    {s.bootstrap_servers}   ({kind})\n"
-            f"  topics   {s.topic_prefix}.{{agents,tasks,messages,memory,apps}}"
-            f".{{commands,events}}, {s.topics.agent_inbox}\n"
-            f"  sockets  ws://{s.host}:{s.port}/ws   (the WebSocket protocol for any language)\n"
-            f"  mcp      {url}/mcp and {url}/bus/mcp   (streamable HTTP; stdio: kolony mcp)\n"
-            f"Try:  curl -s -X POST {url}/agents -H 'content-type: application/json' "
-            '-d \'{"name":"echo","version":"1.0.0"}\'\n'
-            "Press Ctrl-C to stop.\n"
-        )
-
+    hub = LocalHub(
+        _settings(host=host, port=port, bootstrap_servers=bootstrap_servers), fresh=fresh
+    )
     try:
-        _run(lambda: run(settings, on_ready=ready))
+        try:
+            settings = hub.prepare()
+        except (BrokerError, JarsUnavailable) as exc:
+            raise click.ClickException(str(exc)) from None
+        except KeyboardInterrupt:
+            raise click.Abort from None
+        _run(lambda: run(settings, on_ready=hub.ready))
     finally:
-        if broker is not None:
-            broker.stop()
-        click.echo("Kolony stopped.", err=True)
+        hub.close()
+    click.echo("Kolony stopped.", err=True)
+
+
+@main.command()
+@click.option("--yes", is_flag=True, help="do not ask")
+def reset(yes: bool) -> None:
+    """Delete the data directory: the embedded Kafka's log (every agent, task, message,
+    memory key and app) and the worker's state."""
+    from kolony.cli_up import reset_data
+
+    reset_data(_settings(), ask=not yes)
 
 
 @main.command()
@@ -169,14 +163,11 @@ def mcp_stdio(agent_id: str | None, log_level: str) -> None:
     of a `kolony up` on this machine) and publishes commands like the gateway does.
     Logs go to stderr; stdout carries MCP only.
     """
-    from kolony.broker import client_overrides as embedded_client_overrides
     from services.hub import Hub, HubUnavailable
     from services.mcp_tools import build_server
 
     _logging(log_level)
     settings = _settings()
-    if not settings.bootstrap_servers:
-        settings = settings.model_copy(update=embedded_client_overrides())
 
     async def serve() -> None:
         hub = Hub(settings)
@@ -216,26 +207,35 @@ def agents() -> None:
 gateway_url = click.option(
     "--url",
     envvar="KOLONY_URL",
-    default="http://127.0.0.1:8000",
-    show_default=True,
-    help="gateway URL",
+    default=None,
+    help="the gateway [what `kolony up` serves here, else http://127.0.0.1:8000]",
 )
 as_json = click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 
 
 def _request(
     method: str,
-    url: str,
+    url: str | None,
     path: str,
     *,
     params: dict[str, Any] | None = None,
     body: Any = None,
 ) -> Any:
     """One gateway request; any failure becomes one clear line."""
+    from kolony.addresses import gateway_url
+
+    url = gateway_url(_settings(), url)
     try:
         response = httpx.request(method, f"{url}{path}", params=params, json=body, timeout=30)
+    except httpx.InvalidURL as exc:
+        raise click.ClickException(f"bad gateway URL {url!r}: {exc}") from None
+    except httpx.ConnectError:
+        raise click.ClickException(
+            f"cannot reach the gateway at {url}: is `kolony up` running? "
+            "(--url or KOLONY_URL names another hub)"
+        ) from None
     except httpx.HTTPError as exc:
-        raise click.ClickException(f"cannot reach the gateway at {url}: {exc}") from None
+        raise click.ClickException(f"the gateway at {url} did not answer: {exc}") from None
     if response.status_code >= 400:
         detail: Any = response.reason_phrase
         if response.content:
@@ -252,7 +252,7 @@ def _request(
     return response.json()
 
 
-def _get(url: str, path: str, params: dict[str, Any] | None = None) -> Any:
+def _get(url: str | None, path: str, params: dict[str, Any] | None = None) -> Any:
     return _request("GET", url, path, params=params)
 
 
@@ -263,7 +263,7 @@ def _get(url: str, path: str, params: dict[str, Any] | None = None) -> Any:
 @click.option("--status", type=click.Choice(["online", "busy", "error", "offline"]))
 @click.option("--q", "text", help="text in name, description or skills")
 def agents_list(
-    url: str, as_json: bool, capability: str | None, status: str | None, text: str | None
+    url: str | None, as_json: bool, capability: str | None, status: str | None, text: str | None
 ) -> None:
     """List agents."""
     params = {k: v for k, v in {"capability": capability, "status": status, "q": text}.items() if v}
@@ -290,7 +290,7 @@ def agents_list(
 @agents.command("show")
 @gateway_url
 @click.argument("agent_id")
-def agents_show(url: str, agent_id: str) -> None:
+def agents_show(url: str | None, agent_id: str) -> None:
     """Show one agent as JSON."""
     click.echo(json.dumps(_get(url, f"/agents/{agent_id}"), indent=2))
 

@@ -73,7 +73,7 @@ def tasks() -> None:
 @click.option("--overdue", is_flag=True, help="only open tasks past their due time")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1_000))
 def tasks_list(
-    url: str,
+    url: str | None,
     as_json: bool,
     states: tuple[str, ...],
     assignee: str | None,
@@ -116,7 +116,7 @@ def tasks_list(
 @gateway_url
 @as_json
 @click.argument("task_id")
-def tasks_show(url: str, as_json: bool, task_id: str) -> None:
+def tasks_show(url: str | None, as_json: bool, task_id: str) -> None:
     """One task: its state, parties, result and history."""
     task = _get(url, f"/tasks/{task_id}")
     if as_json:
@@ -159,7 +159,7 @@ def messages() -> None:
 @click.option("--type", "message_type", type=click.Choice(["text", "system", "error", "info"]))
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1_000))
 def messages_list(
-    url: str,
+    url: str | None,
     as_json: bool,
     sender: str | None,
     recipient: str | None,
@@ -203,7 +203,7 @@ def messages_list(
 @messages.command("show")
 @gateway_url
 @click.argument("message_id")
-def messages_show(url: str, message_id: str) -> None:
+def messages_show(url: str | None, message_id: str) -> None:
     """One message as JSON (with its recipients and who read it)."""
     _dump(_get(url, f"/messages/{message_id}"))
 
@@ -221,7 +221,7 @@ def messages_show(url: str, message_id: str) -> None:
 )
 @click.argument("text")
 def send(
-    url: str,
+    url: str | None,
     as_json: bool,
     sender: str,
     recipients: tuple[str, ...],
@@ -261,7 +261,7 @@ def memory() -> None:
 @as_json
 @click.option("--prefix", default="", help="only keys starting with this")
 @click.option("--as", "agent_id", help="only what this agent may read")
-def memory_list(url: str, as_json: bool, prefix: str, agent_id: str | None) -> None:
+def memory_list(url: str | None, as_json: bool, prefix: str, agent_id: str | None) -> None:
     """List keys with their versions and values."""
     body = _get(url, "/memory", _params(prefix=prefix or None, agent_id=agent_id))
     if as_json:
@@ -285,7 +285,7 @@ def memory_list(url: str, as_json: bool, prefix: str, agent_id: str | None) -> N
 @click.option("--as", "agent_id", help="read as this agent (ACLs apply)")
 @click.option("--history", is_flag=True, help="its recent writes and deletions instead")
 @click.argument("key")
-def memory_show(url: str, agent_id: str | None, history: bool, key: str) -> None:
+def memory_show(url: str | None, agent_id: str | None, history: bool, key: str) -> None:
     """One key as JSON: value, version, ACL."""
     path = f"/memory/{key}/history" if history else f"/memory/{key}"
     _dump(_get(url, path, _params(agent_id=agent_id)))
@@ -305,7 +305,7 @@ def memory_show(url: str, agent_id: str | None, history: bool, key: str) -> None
 @click.option("--wait/--no-wait", default=True, show_default=True, help="wait for the result")
 @click.option("--timeout", default=300.0, show_default=True, help="seconds to wait")
 def delegate(
-    url: str,
+    url: str | None,
     as_json: bool,
     capability: str | None,
     assignee: str | None,
@@ -346,7 +346,7 @@ def delegate(
         click.echo(task["id"])
 
 
-def _await_task(url: str, task: dict[str, Any], timeout: float) -> dict[str, Any]:
+def _await_task(url: str | None, task: dict[str, Any], timeout: float) -> dict[str, Any]:
     """Poll the task until it is finished, printing each change of state to stderr."""
     deadline = time.monotonic() + timeout
     seen = task["status"]["state"]

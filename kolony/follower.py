@@ -16,8 +16,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from kolony.fetchwait import AdaptiveFetchWait
-from kolony.kafka import BrokerUnavailable, client_options
+from kolony.kafka import BrokerUnavailable, consumer_options, reached
 from kolony.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -37,34 +36,27 @@ class LogFollower:
         topics: Sequence[str],
         on_records: OnRecords,
         *,
-        quiet_topics: Iterable[str] = (),
         name: str = "kolony-follower",
         max_records: int = 5_000,
-        fetch_wait: AdaptiveFetchWait | None = None,
     ) -> None:
         self.settings = settings
         self.topics = list(topics)
         self.on_records = on_records
-        self.quiet_topics = set(quiet_topics)  # records there do not count as traffic
         self.name = name
         self.max_records = max_records
-        # A follower may share its owner's fetch wait (busy when the owner is), or run its own.
-        self._owns_fetch_wait = fetch_wait is None
-        self.fetch_wait: AdaptiveFetchWait = fetch_wait or settings.fetch_wait()
         self.caught_up = asyncio.Event()
         self.last_fetch_at = 0.0
         self._consumer: AIOKafkaConsumer | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._targets: dict[TopicPartition, int] = {}
-        self._positions: dict[TopicPartition, int] = {}
-        self._reached_targets = False
 
     async def start(self, producer: AIOKafkaProducer, wait: float = 15.0) -> None:
         """Assign every partition and start reading from offset 0 (returns at once)."""
         consumer = AIOKafkaConsumer(
-            **client_options(self.settings), enable_auto_commit=False, auto_offset_reset="earliest"
+            **consumer_options(self.settings),
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
         )
-        self.fetch_wait.attach(consumer)
         self._consumer = consumer
         await consumer.start()
         partitions = await partitions_of(producer, self.topics, wait)
@@ -77,9 +69,6 @@ class LogFollower:
         if not self._targets:
             self.caught_up.set()
         self._tasks = [asyncio.create_task(self._read(), name=self.name)]
-        if self._owns_fetch_wait:
-            waiter = asyncio.create_task(self.fetch_wait.run(), name=f"{self.name}-fetch-wait")
-            self._tasks.append(waiter)
 
     async def wait_forever(self) -> None:
         """Return only if reading stops (it does not, short of cancellation)."""
@@ -108,24 +97,10 @@ class LogFollower:
                 continue
             self.last_fetch_at = time.monotonic()
             for tp, records in batches.items():
-                if not records:
-                    continue
-                self._positions[tp] = records[-1].offset + 1
-                if tp.topic not in self.quiet_topics:
-                    self.fetch_wait.touch()
-                self.on_records(tp.topic, records)
-            if not self.caught_up.is_set():
-                self._check_caught_up(sum(map(len, batches.values())))
-
-    def _check_caught_up(self, polled: int) -> None:
-        """Some brokers (the embedded one) under-report a partition's end offset by up to a
-        batch, so reaching it is not enough: the backlog counts as folded once a poll after
-        reaching it comes back short, or one more poll was read (under sustained traffic
-        every poll is full, and the log is then as folded as it will get)."""
-        reached = all(self._positions.get(tp, 0) >= end for tp, end in self._targets.items())
-        if reached and (self._reached_targets or polled < self.max_records):
-            self.caught_up.set()
-        self._reached_targets = reached
+                if records:
+                    self.on_records(tp.topic, records)
+            if not self.caught_up.is_set() and await reached(consumer, self._targets):
+                self.caught_up.set()
 
 
 async def close_quietly(client: AIOKafkaConsumer | AIOKafkaProducer) -> None:

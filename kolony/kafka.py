@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.abc import AbstractTokenProvider
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.helpers import create_ssl_context
 
+from kolony.addresses import bootstrap_servers
 from kolony.settings import Settings
 from schemas.topics import AGENTS_TABLE, APPS_TABLE, MEMORY_TABLE, MESSAGING_TABLE, TASKS_TABLE
 
@@ -42,8 +44,8 @@ class MskIamTokenProvider(AbstractTokenProvider):  # type: ignore[misc]  # aioka
 
 
 def require_bootstrap(settings: Settings) -> str:
-    """The configured Kafka, or the embedded broker's default address on this machine."""
-    return settings.bootstrap_servers or f"127.0.0.1:{settings.embedded_broker_port}"
+    """The configured Kafka, or the embedded broker's on this machine."""
+    return bootstrap_servers(settings)
 
 
 def ssl_context(settings: Settings) -> ssl.SSLContext | None:
@@ -75,6 +77,40 @@ def client_options(settings: Settings) -> dict[str, Any]:
             settings.sasl_password.get_secret_value() if settings.sasl_password else None
         )
     return options
+
+
+def producer_options(settings: Settings) -> dict[str, Any]:
+    """``client_options`` for a producer whose records matter: acknowledged by every
+    in-sync replica, and idempotent (a retried send is written once) unless the broker
+    cannot do that (``KOLONY_IDEMPOTENCE=false``)."""
+    return {**client_options(settings), "acks": "all", "enable_idempotence": settings.idempotence}
+
+
+def consumer_options(settings: Settings) -> dict[str, Any]:
+    """``client_options`` for a consumer: it sees only committed transactions (the worker
+    decides inside transactions under exactly-once) and waits ordinary long polls."""
+    return {
+        **client_options(settings),
+        "isolation_level": "read_committed",
+        "fetch_max_wait_ms": settings.fetch_max_wait_ms,
+    }
+
+
+async def supports_transactions(settings: Settings, within: float = 15.0) -> bool:
+    """Whether the cluster runs transactional producers (Apache Kafka and MSK do; some
+    Kafka-compatible brokers do not): the one honest test is to start one."""
+    producer = AIOKafkaProducer(
+        **client_options(settings), transactional_id=f"{settings.topic_prefix}.probe"
+    )
+    try:
+        await asyncio.wait_for(producer.start(), within)
+    except (KafkaError, OSError, TimeoutError) as exc:
+        logger.info("the broker does not run transactions (%r): at-least-once processing", exc)
+        return False
+    finally:
+        with contextlib.suppress(KafkaError, OSError, TimeoutError):
+            await asyncio.wait_for(producer.stop(), within)
+    return True
 
 
 def faust_credentials(settings: Settings) -> Any:
@@ -167,19 +203,23 @@ async def read_backlog(
 ) -> list[Any]:
     """Every record from the assigned partitions' current positions to ``ends``.
 
-    End offsets are only a lower bound (the embedded broker under-reports them by up to a
-    batch), so reading stops once they are reached *and* a poll comes back empty.
+    Positions come from the consumer, not from the last record read: a transaction's
+    commit marker takes an offset that no record returned has.
     """
-    positions = {tp: await consumer.position(tp) for tp in ends}
     records: list[Any] = []
-    while True:
-        batches = await consumer.getmany(timeout_ms=poll_ms)
-        for tp, batch in batches.items():
+    while not await reached(consumer, ends):
+        batches = await consumer.getmany(*ends, timeout_ms=poll_ms)
+        for batch in batches.values():
             records.extend(batch)
-            if batch:
-                positions[tp] = batch[-1].offset + 1
-        if not batches and all(positions[tp] >= end for tp, end in ends.items()):
-            return records
+    return records
+
+
+async def reached(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
+    """Whether the consumer's position is at or past ``ends`` on every partition."""
+    for tp, end in ends.items():
+        if await consumer.position(tp) < end:
+            return False
+    return True
 
 
 async def _check_partitions(

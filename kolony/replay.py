@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from core.directory import AgentDirectory
 from kolony.follower import partitions_of
-from kolony.kafka import client_options, read_backlog
+from kolony.kafka import client_options, consumer_options, read_backlog
 from kolony.settings import Settings
 from schemas.registry import AGENT_EVENT, RegisteredAgent
 from schemas.tasks import TASK_EVENT, TaskRecord
@@ -39,7 +39,7 @@ async def replay(
     topics = settings.topics
     producer = AIOKafkaProducer(**client_options(settings))  # it only looks up partitions
     consumer = AIOKafkaConsumer(
-        **client_options(settings), enable_auto_commit=False, auto_offset_reset="earliest"
+        **consumer_options(settings), enable_auto_commit=False, auto_offset_reset="earliest"
     )
     await producer.start()
     await consumer.start()

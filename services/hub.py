@@ -19,7 +19,7 @@ from core import messages as messages_core
 from core.deliveries import deliveries_for as task_deliveries
 from core.directory import AgentDirectory
 from kolony.follower import LogFollower, close_quietly
-from kolony.kafka import BrokerUnavailable, client_options
+from kolony.kafka import BrokerUnavailable, producer_options
 from kolony.settings import Settings
 from schemas.apps import APP_EVENT, AppEvent, AppRemoved
 from schemas.base import CommandRejected
@@ -98,10 +98,8 @@ class Hub:
                 self.topics.system,
             ],
             self._on_records,
-            quiet_topics=[self.topics.system],  # beacons are not traffic
             name="kolony-hub-reader",
         )
-        self.fetch_wait = self.follower.fetch_wait
         self._folds: dict[str, Callable[[bytes], AnyEvent]] = {
             self.topics.agent_events: self._fold_agent,
             self.topics.task_events: self._fold_task,
@@ -115,12 +113,11 @@ class Hub:
     async def start(self, catch_up_timeout: float = 60.0) -> None:
         """Connect, then fold the event logs up to their current end before serving reads."""
         self._producer = AIOKafkaProducer(
-            **client_options(self.settings), linger_ms=0, acks="all", request_timeout_ms=10_000
+            **producer_options(self.settings), linger_ms=0, request_timeout_ms=10_000
         )
         self._recorder = AIOKafkaProducer(
-            **client_options(self.settings),
+            **producer_options(self.settings),
             linger_ms=RECORD_LINGER_MS,
-            acks="all",
             request_timeout_ms=10_000,
         )
         try:
@@ -196,7 +193,6 @@ class Hub:
         """Publish ``command`` and wait until the broker has it (not for its outcome)."""
         if self._producer is None:
             raise HubUnavailable("the gateway is not connected to Kafka")
-        self.fetch_wait.touch()  # an outcome will follow: read the log eagerly
         try:
             await asyncio.wait_for(
                 self._producer.send_and_wait(

@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 
 import faust
 
-from kolony.fetchwait import AdaptiveFetchWait
 from kolony.kafka import faust_credentials, require_bootstrap
 from kolony.settings import Settings
 from schemas.system import WORKER_BEACON, WorkerBeacon
@@ -33,7 +32,7 @@ class KolonyWorker:
         self.settings = settings
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
         self.app = build_faust_app(settings)
-        self.view = NetworkView(settings, self.app.fetch_wait)
+        self.view = NetworkView(settings)
         self.registry = RegistryProcessor(self.app, settings, self.view)
         inbox = Inbox(self.app, settings)
         self.tasks = TaskProcessor(self.app, settings, self.view, inbox)
@@ -65,18 +64,12 @@ class KolonyWorker:
         self.system.send_soon(key=self.worker_id.encode(), value=WORKER_BEACON.dump_json(beacon))
 
 
-class KolonyApp(faust.App):
-    """A Faust app that carries the consumer fetch wait (see :mod:`streams.transport`)."""
-
-    fetch_wait: AdaptiveFetchWait | None = None
-
-
-def build_faust_app(settings: Settings) -> KolonyApp:
+def build_faust_app(settings: Settings) -> faust.App:
     brokers = [f"kolony://{host.strip()}" for host in require_bootstrap(settings).split(",")]
     store = "memory://" if settings.store == "memory" else "rocksdb://"
     # Faust creates its data directory without parents.
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    app = KolonyApp(
+    return faust.App(
         settings.topics.app_id,
         broker=brokers,
         broker_credentials=faust_credentials(settings),
@@ -97,6 +90,3 @@ def build_faust_app(settings: Settings) -> KolonyApp:
         web_enabled=False,
         autodiscover=False,
     )
-    app.fetch_wait = settings.fetch_wait()
-    app.task(app.fetch_wait.run)
-    return app

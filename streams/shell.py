@@ -22,7 +22,6 @@ from faust import streams as faust_streams
 from pydantic import TypeAdapter, ValidationError
 
 from core.envelopes import rejection
-from kolony.fetchwait import AdaptiveFetchWait
 from kolony.settings import Settings
 from schemas.base import CommandRejected
 from streams.codec import raw_topic
@@ -91,7 +90,6 @@ class BatchDecider(Generic[C, E, S]):
         # exactly-once they go through Faust, whose transactions must include them.
         self._direct = not settings.exactly_once
         self._outbox: list[tuple[str, bytes | None, bytes, int]] = []
-        self._fetch_wait: AdaptiveFetchWait | None = getattr(app, "fetch_wait", None)
         app.agent(self.commands, name=name)(self._decide_stream)
 
     # what subclasses provide
@@ -146,8 +144,6 @@ class BatchDecider(Generic[C, E, S]):
 
     def decide_batch(self, batch: Sequence[Any]) -> None:
         """Decide a batch of command records; synchronous, so it is atomic per batch."""
-        if self._fetch_wait is not None:
-            self._fetch_wait.touch()
         now = datetime.now(UTC)
         dirty: dict[str, tuple[S, Any]] = {}
         n = self.settings.partitions

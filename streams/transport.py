@@ -1,11 +1,8 @@
-"""Faust's aiokafka transport with Kolony's fetch wait.
+"""Faust's aiokafka transport with two repairs, selected by the ``kolony://`` broker scheme.
 
-Faust fixes the consumer's ``fetch_max_wait_ms`` at 1500 ms. Real Kafka answers a
-fetch as soon as data arrives, so that only bounds idle polling; the embedded broker
-answers when the wait runs out, so there it is the latency floor. The worker's consumer
-is handed to the app's :class:`kolony.fetchwait.AdaptiveFetchWait`; the ``kolony://``
-broker scheme selects this transport. Its producer also lends the deciders the aiokafka
-producer underneath, to send a batch's records without Faust's one-at-a-time buffer.
+Its consumer seeks every partition it is given to the committed offset (see
+``perform_seek``); its producer lends the deciders the aiokafka producer underneath, to
+send a batch's records without Faust's one-at-a-time buffer.
 """
 
 from __future__ import annotations
@@ -15,19 +12,7 @@ from typing import Any
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 
-class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
-    def _create_worker_consumer(self, transport: Any) -> Any:
-        consumer = super()._create_worker_consumer(transport)
-        fetch_wait = getattr(self.consumer.app, "fetch_wait", None)
-        if fetch_wait is not None:
-            fetch_wait.attach(consumer)
-        return consumer
-
-
 class _Consumer(faust_aiokafka.Consumer):
-    def _new_consumer_thread(self) -> _ConsumerThread:
-        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
-
     async def perform_seek(self) -> None:
         """Seek every partition to its committed offset, forgetting what was read before.
 

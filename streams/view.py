@@ -17,7 +17,6 @@ from aiokafka import AIOKafkaProducer
 from pydantic import ValidationError
 
 from core.directory import AgentDirectory
-from kolony.fetchwait import AdaptiveFetchWait
 from kolony.follower import LogFollower, close_quietly
 from kolony.kafka import client_options
 from kolony.settings import Settings
@@ -28,7 +27,7 @@ logger = logging.getLogger(__name__)
 
 
 class NetworkView:
-    def __init__(self, settings: Settings, fetch_wait: AdaptiveFetchWait | None = None) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.directory = AgentDirectory()
         topics = settings.topics
@@ -38,9 +37,6 @@ class NetworkView:
             [topics.agent_events, topics.task_events],
             self._on_records,
             name="kolony-network-view",
-            # The worker's own: prompt while the worker decides commands (a registration
-            # decided a moment ago should be seen by the next task), long while it idles.
-            fetch_wait=fetch_wait,
         )
         self._producer: AIOKafkaProducer | None = None
 

@@ -1,4 +1,4 @@
-"""Shared fixtures: one embedded broker and one real Kafka per session; a topic prefix per test."""
+"""Shared fixtures: one Apache Kafka per test session; a topic prefix per test."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import httpx
 import pytest
 import uvicorn
 
-from kolony.broker import EmbeddedBroker, client_overrides
+from kolony.broker import warm_up
 from kolony.kafka import ensure_topics
 from kolony.settings import Settings
 from services.gateway.app import create_app
@@ -22,46 +22,34 @@ from services.hub import Hub
 from tests.support.kafka_cluster import DockerKafka, KafkaCluster, docker_available
 from tests.support.processes import KolonyProcess
 
-BROKERS = ["embedded", "kafka"]
-
-
-@pytest.fixture(scope="session")
-def embedded_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    broker = EmbeddedBroker(0, log_path=tmp_path_factory.mktemp("tansu") / "broker.log")
-    yield broker.start()
-    broker.stop()
-
 
 @pytest.fixture(scope="session")
 def kafka_broker() -> Iterator[str]:
-    """Real Apache Kafka. Never skipped: if it cannot start, the tests using it fail."""
-    mode = os.environ.get("KOLONY_TEST_KAFKA", "auto")
-    cluster: KafkaCluster | DockerKafka
-    cluster = (
-        DockerKafka()
-        if mode == "docker" or (mode == "auto" and docker_available())
-        else KafkaCluster(1)
-    )
+    """Apache Kafka, started as `kolony up` starts it (or in Docker where asked for).
+    Never skipped: if it cannot start, the tests using it fail."""
+    if os.environ.get("KOLONY_TEST_KAFKA") == "docker" and docker_available():
+        cluster: KafkaCluster | DockerKafka = DockerKafka()
+    else:
+        warm_up()  # every broker the tests start then starts in about a second
+        cluster = KafkaCluster(1)
     yield cluster.start()
     cluster.stop()
 
 
-@pytest.fixture(scope="session", params=BROKERS)
-def broker(request: pytest.FixtureRequest) -> tuple[str, str]:
-    """(kind, bootstrap servers) for each broker the end-to-end tests run on."""
-    kind: str = request.param
-    return kind, request.getfixturevalue(f"{kind}_broker")
+@pytest.fixture(scope="session")
+def broker(kafka_broker: str) -> str:
+    """The bootstrap servers of the session's Kafka."""
+    return kafka_broker
 
 
 @pytest.fixture
-def make_settings(broker: tuple[str, str], tmp_path: Path) -> Callable[..., Settings]:
-    """Settings on this test's own topics (a fresh prefix) on the current broker."""
-    kind, bootstrap = broker
+def make_settings(broker: str, tmp_path: Path) -> Callable[..., Settings]:
+    """Settings on this test's own topics (a fresh prefix) on the session's Kafka."""
     prefix = f"t{uuid.uuid4().hex[:10]}"
 
     def make(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
-            "bootstrap_servers": bootstrap,
+            "bootstrap_servers": broker,
             "topic_prefix": prefix,
             "partitions": 4,
             "data_dir": tmp_path / "data",
@@ -71,8 +59,6 @@ def make_settings(broker: tuple[str, str], tmp_path: Path) -> Callable[..., Sett
             "beacon_interval": 0.5,
             "session_timeout": 6,
         }
-        if kind == "embedded":
-            values.update(client_overrides())
         values.update(overrides)
         return Settings(**values)
 

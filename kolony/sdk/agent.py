@@ -37,7 +37,7 @@ from pydantic import TypeAdapter
 
 from core.ids import agent_id_for
 from core.tasks import is_terminal
-from kolony.broker import client_overrides
+from kolony.addresses import bootstrap_servers
 from kolony.sdk.backoff import backoff
 from kolony.sdk.errors import BusError, Rejected
 from kolony.sdk.kafka_transport import KafkaTransport
@@ -596,16 +596,11 @@ class Agent:
 
 def default_settings(settings: Settings | None = None) -> Settings:
     """The given settings, or the environment's (``KOLONY_*``); without bootstrap servers,
-    the embedded broker of ``make up`` on this machine, with its client settings."""
+    the Kafka of the ``kolony up`` on this machine."""
     chosen = settings or Settings()
     if chosen.bootstrap_servers:
         return chosen
-    return chosen.model_copy(
-        update={
-            "bootstrap_servers": f"127.0.0.1:{chosen.embedded_broker_port}",
-            **client_overrides(),
-        }
-    )
+    return chosen.model_copy(update={"bootstrap_servers": bootstrap_servers(chosen)})
 
 
 async def _invoke(handler: Callable[[Any], Any], argument: Any) -> Any:

@@ -27,8 +27,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 from pydantic import BaseModel
 
-from kolony.fetchwait import AdaptiveFetchWait
-from kolony.kafka import client_options, read_backlog
+from kolony.kafka import consumer_options, producer_options, read_backlog
 from kolony.sdk.backoff import backoff
 from kolony.sdk.errors import BusError, Rejected
 from kolony.settings import Settings
@@ -53,7 +52,6 @@ class KafkaLink:
         self.agent_id = agent_id
         self.topics = settings.topics
         self.publish_timeout = publish_timeout
-        self.fetch_wait: AdaptiveFetchWait = settings.fetch_wait()
         self._producer: AIOKafkaProducer | None = None
         self._inbox: AIOKafkaConsumer | None = None
         self._outcomes: AIOKafkaConsumer | None = None
@@ -63,14 +61,13 @@ class KafkaLink:
         self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._partitions: dict[str, int] = {}
         self._reader: asyncio.Task[None] | None = None
-        self._fetch_waiter: asyncio.Task[None] | None = None
 
     # lifecycle
 
     async def start(self, within: float = 60.0) -> None:
         """Connect (retrying with backoff for ``within`` seconds) and open the agent's inbox."""
-        options = client_options(self.settings)
-        self._producer = AIOKafkaProducer(**options, acks="all", linger_ms=1)
+        self._producer = AIOKafkaProducer(**producer_options(self.settings), linger_ms=1)
+        options = consumer_options(self.settings)
         self._inbox = AIOKafkaConsumer(
             **options,
             group_id=f"{self.topics.prefix}.agent.{self.agent_id}",
@@ -78,20 +75,16 @@ class KafkaLink:
             auto_offset_reset="latest",
         )
         self._outcomes = AIOKafkaConsumer(**options, enable_auto_commit=False)
-        for consumer in (self._inbox, self._outcomes):
-            self.fetch_wait.attach(consumer)
         deadline = time.monotonic() + within
         for client in (self._producer, self._inbox, self._outcomes):
             await _retrying(client.start, deadline, "connect to Kafka")
         await self._open_inbox(deadline)
         self._reader = asyncio.create_task(self._read_outcomes(), name="kolony-sdk-outcomes")
-        self._fetch_waiter = asyncio.create_task(self.fetch_wait.run(), name="kolony-sdk-wait")
 
     async def stop(self) -> None:
-        for task in (self._reader, self._fetch_waiter):
-            if task is not None:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+        if self._reader is not None:
+            self._reader.cancel()
+            await asyncio.gather(self._reader, return_exceptions=True)
         for future in self._waiting.values():
             future.cancel()
         for client in (self._outcomes, self._inbox, self._producer):
@@ -127,7 +120,6 @@ class KafkaLink:
         value = command.model_dump_json(exclude_none=True).encode()
         tp = await self.partition_of(topic, key)
         deadline = time.monotonic() + self.publish_timeout
-        self.fetch_wait.touch()
         await _retrying(
             lambda: producer.send_and_wait(topic, value, key=key.encode(), partition=tp.partition),
             deadline,
@@ -239,8 +231,6 @@ class KafkaLink:
                 continue
             attempt = 0
             for records in fetched.values():
-                if records:
-                    self.fetch_wait.touch()
                 for record in records:
                     if record.key != key:
                         continue
@@ -263,10 +253,9 @@ class KafkaLink:
     async def read_partition(self, tp: TopicPartition) -> list[dict[str, Any]]:
         """Every event in ``tp`` from its start to its end now (for one-off lookups)."""
         consumer = AIOKafkaConsumer(
-            **client_options(self.settings),
+            **consumer_options(self.settings),
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            fetch_max_wait_ms=self.settings.fetch_max_wait_ms,
         )
         await consumer.start()
         try:

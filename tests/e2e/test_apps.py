@@ -206,7 +206,6 @@ async def _status(client: Any, app_id: str) -> bool:
     return bool((await client.get(f"/apps/{app_id}")).status_code == 404)
 
 
-@pytest.mark.parametrize("broker", ["embedded"], indirect=True)
 async def test_deregistering_and_an_app_that_comes_back(stack: Any, notebook_app: Any) -> None:
     # With KOLONY_APP_PROTOCOL=legacy each agent opens a stateful MCP session with the app.
     # Ten failures to removal: time enough to bring the app back before it is removed.
@@ -260,7 +259,6 @@ async def test_deregistering_and_an_app_that_comes_back(stack: Any, notebook_app
     assert removed[-1].reason == "deregistered"
 
 
-@pytest.mark.parametrize("broker", ["embedded"], indirect=True)
 async def test_sessions_are_capped_per_agent_and_closed_when_idle(
     stack: Any, notebook_app: Any
 ) -> None:
@@ -292,7 +290,6 @@ async def test_sessions_are_capped_per_agent_and_closed_when_idle(
     assert again.status_code == 200 and hub.hub.proxy.opened == 4
 
 
-@pytest.mark.parametrize("broker", ["embedded"], indirect=True)
 async def test_slow_and_unreachable_apps_are_clear_errors_and_logged(
     stack: Any, notebook_app: Any
 ) -> None:

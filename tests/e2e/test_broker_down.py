@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from kolony.broker import EmbeddedBroker
+from kolony.broker import EmbeddedKafka
 from kolony.kafka import ensure_topics
 from kolony.settings import Settings
 from services.gateway.app import create_app
@@ -18,12 +18,11 @@ pytestmark = pytest.mark.kafka
 
 
 async def test_gateway_answers_503_when_the_broker_dies(tmp_path: Path) -> None:
-    broker = EmbeddedBroker(0, log_path=tmp_path / "broker.log")
+    broker = EmbeddedKafka(tmp_path / "kafka", 0)
     settings = Settings(
         bootstrap_servers=broker.start(),
         topic_prefix="down",
         partitions=2,
-        fetch_max_wait_ms=5,
         command_timeout=2,
     )
     try:

@@ -37,7 +37,6 @@ async def register(client: httpx.AsyncClient, name: str) -> dict[str, Any]:
     pytest.fail(f"{name} was never registered")
 
 
-@pytest.mark.parametrize("broker", ["kafka"], indirect=True)
 async def test_losing_one_of_three_brokers_loses_nothing(
     stack: Any, three_brokers: KafkaCluster
 ) -> None:

@@ -15,12 +15,7 @@ from tests.conftest import Served, wait_for
 from tests.e2e.test_registry import card
 from tests.support.processes import settings_env
 
-# On the embedded broker only: the CLI speaks to the gateway, and replay reads the log the
-# same way on any broker; the hub on both brokers is covered by the other end-to-end tests.
-pytestmark = [
-    pytest.mark.kafka,
-    pytest.mark.parametrize("broker", ["embedded"], indirect=True),
-]
+pytestmark = pytest.mark.kafka
 
 
 async def kolony(served: Served, *args: str) -> Result:

@@ -11,7 +11,6 @@ from tests.e2e.test_registry import card
 pytestmark = pytest.mark.kafka
 
 
-@pytest.mark.parametrize("broker", ["kafka"], indirect=True)
 async def test_registry_under_exactly_once_processing(stack: Any, start_worker: Any) -> None:
     hub = await stack(exactly_once=True)
     first = await hub.client.post("/agents", json=card("transactional"))

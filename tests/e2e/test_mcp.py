@@ -187,7 +187,6 @@ async def test_an_mcp_client_uses_the_network_through_bus_mcp(
         assert await refused(as_alice, "agent__list", capability=7)
 
 
-@pytest.mark.parametrize("broker", ["embedded"], indirect=True)
 async def test_the_tools_in_memory_with_the_agent_from_meta(stack: Any) -> None:
     hub = await stack()
     alice = await register(hub.client, skilled("alice", "research"))
@@ -205,7 +204,6 @@ async def test_the_tools_in_memory_with_the_agent_from_meta(stack: Any) -> None:
         assert (await call(client, "hub_status"))["caught_up"] is True
 
 
-@pytest.mark.parametrize("broker", ["embedded"], indirect=True)
 async def test_kolony_mcp_serves_the_tools_over_stdio(stack: Any, tmp_path: Any) -> None:
     """What an assistant such as Claude Code runs: ``kolony mcp --agent-id ...``."""
     hub = await stack()

@@ -1,4 +1,4 @@
-"""Shared memory end to end, on both brokers: compare-and-set, access control, history,
+"""Shared memory end to end: compare-and-set, access control, history,
 and notifications to subscribers over the inbox topic."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Messages end to end, on the embedded broker and on real Apache Kafka: direct, broadcast,
+"""Messages end to end: direct, broadcast,
 task threads, order under load, redelivery, offline recipients."""
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from aiokafka.errors import KafkaError
 
 from core import registry, tasks
 from core.ids import agent_id_for
-from kolony.kafka import client_options, read_backlog
+from kolony.kafka import client_options, consumer_options, read_backlog
 from kolony.settings import Settings
 from schemas.a2a import AgentCard
 from schemas.registry import AGENT_EVENT, AGENT_STATE, AgentState, RegisterAgent
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.kafka
 
 async def read_topic(settings: Settings, topic: str) -> list[Any]:
     """Every record of ``topic``, from offset 0 to its current end."""
-    consumer = AIOKafkaConsumer(**client_options(settings), enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**consumer_options(settings), enable_auto_commit=False)
     await consumer.start()
     try:
         partitions = [TopicPartition(topic, p) for p in range(settings.partitions)]
@@ -188,7 +188,7 @@ async def test_a_killed_worker_loses_nothing(stack: Any, start_worker: Any) -> N
     async def progress() -> Any:
         try:
             offsets.update(await group_offsets(hub.settings, late_task.task_id))
-        except (KafkaError, ValueError) as exc:  # the embedded broker's answer trips aiokafka
+        except (KafkaError, ValueError) as exc:  # while the group rebalances
             offsets["unavailable"] = repr(exc)
         return (
             _all_partitions_owned(hub.hub, hub.settings)

@@ -1,4 +1,4 @@
-"""The agent registry end to end, on the embedded broker and on real Apache Kafka."""
+"""The agent registry end to end."""
 
 from __future__ import annotations
 

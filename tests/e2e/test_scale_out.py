@@ -14,7 +14,6 @@ from tests.e2e.test_registry import card
 pytestmark = pytest.mark.kafka
 
 
-@pytest.mark.parametrize("broker", ["kafka"], indirect=True)
 async def test_two_workers_split_the_partitions_and_both_decide(stack: Any) -> None:
     hub = await stack(workers=2, agent_ttl=2, partitions=6)
 
@@ -46,7 +45,6 @@ async def test_two_workers_split_the_partitions_and_both_decide(stack: Any) -> N
     assert len(decided) == 2 and all(decided), "both workers decided commands"
 
 
-@pytest.mark.parametrize("broker", ["embedded"], indirect=True)
 async def test_rocksdb_store_survives_a_restart(stack: Any, start_worker: Any) -> None:
     hub = await stack(store="rocksdb")
     first = (await hub.client.post("/agents", json=card("durable"))).json()
@@ -81,7 +79,6 @@ def ids_covering(partitions: int, prefix: str) -> list[str]:
     return list(chosen.values())
 
 
-@pytest.mark.parametrize("broker", ["kafka"], indirect=True)
 async def test_when_a_worker_dies_the_survivor_takes_over_every_partition(
     stack: Any, start_worker: Any
 ) -> None:

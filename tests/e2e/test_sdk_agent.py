@@ -1,4 +1,4 @@
-"""``kolony.sdk.Agent`` end to end over Kafka, both styles, on both brokers."""
+"""``kolony.sdk.Agent`` end to end over Kafka, both styles."""
 
 from __future__ import annotations
 

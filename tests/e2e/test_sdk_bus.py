@@ -13,12 +13,7 @@ from core.ids import agent_id_for
 from kolony.sdk import AgentCard, AgentSkill, BusClient, BusError
 from tests.conftest import Served, wait_for
 
-# On the embedded broker only: this is HTTP against the gateway, and the broker behind it
-# changes nothing here (the gateway's own tests run on both).
-pytestmark = [
-    pytest.mark.kafka,
-    pytest.mark.parametrize("broker", ["embedded"], indirect=True),
-]
+pytestmark = pytest.mark.kafka
 
 CARD = AgentCard(
     name="bus-agent",

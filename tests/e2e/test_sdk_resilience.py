@@ -1,5 +1,5 @@
 """An SDK agent rides out a broker restart: it reconnects, finishes its task, and nothing
-is lost or done twice. Apache Kafka (the embedded broker keeps nothing when it stops)."""
+is lost or done twice."""
 
 from __future__ import annotations
 
@@ -25,7 +25,6 @@ def own_kafka() -> Iterator[KafkaCluster]:
     cluster.stop()
 
 
-@pytest.mark.parametrize("broker", ["kafka"], indirect=True)
 async def test_an_agent_survives_a_broker_restart_and_finishes_its_task(
     stack: Any, start_worker: Any, own_kafka: KafkaCluster
 ) -> None:

@@ -14,9 +14,6 @@ from kolony.sdk import AgentCard, AgentSkill, BusError, IncomingMessage, SyncAge
 pytestmark = pytest.mark.kafka
 
 
-# On the embedded broker only: a blocking face over the async agent, whose own tests run on
-# both brokers.
-@pytest.mark.parametrize("broker", ["embedded"], indirect=True)
 async def test_blocking_agents_delegate_talk_and_share_memory(stack: Any) -> None:
     hub = await stack()
     settings = hub.settings

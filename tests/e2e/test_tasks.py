@@ -1,4 +1,4 @@
-"""Tasks and delegation end to end, on the embedded broker and on real Apache Kafka."""
+"""Tasks and delegation end to end."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The WebSocket protocol, driven by a plain ``websockets`` client as a non-Python agent
-would: JSON frames in, JSON frames out, on both brokers."""
+would: JSON frames in, JSON frames out."""
 
 from __future__ import annotations
 

@@ -17,11 +17,7 @@ from tests.conftest import wait_for
 from tests.e2e.test_registry import card
 from tests.support.processes import settings_env
 
-# On the embedded broker only: the examples' code; the SDK under them is tested on both brokers.
-pytestmark = [
-    pytest.mark.kafka,
-    pytest.mark.parametrize("broker", ["embedded"], indirect=True),
-]
+pytestmark = pytest.mark.kafka
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from kolony.kafka import client_options
+from kolony.kafka import consumer_options
 from kolony.settings import Settings
 from schemas.inbox import INBOX_ITEM, InboxItem
 from streams.partitioning import partition_for
@@ -26,7 +26,9 @@ class Inbox:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> Inbox:
-        self._consumer = AIOKafkaConsumer(**client_options(self.settings), enable_auto_commit=False)
+        self._consumer = AIOKafkaConsumer(
+            **consumer_options(self.settings), enable_auto_commit=False
+        )
         await self._consumer.start()
         key = self.agent_id.encode()
         tp = TopicPartition(
