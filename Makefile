@@ -7,15 +7,19 @@ PYTEST_ARGS ?=
 .PHONY: up test lint typecheck pytest bench schemas install install-dev clean
 
 $(BIN)/python:
+	@echo "creating $(VENV) with $$($(PYTHON) --version)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
+# pip shows its progress: a first install downloads about 150 MB (Java included).
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e .
+	@echo "installing Kolony and its dependencies into $(VENV) ..."
+	$(BIN)/pip install -e .
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e ".[test,dev,rocksdb]"
+	@echo "installing Kolony with its test and development tools into $(VENV) ..."
+	$(BIN)/pip install -e ".[test,dev,rocksdb]"
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed
@@ -25,7 +29,7 @@ install-dev: $(VENV)/.installed-dev
 up: install
 	$(BIN)/kolony up
 
-## test: lint, type-check and run the whole suite (embedded broker and real Apache Kafka)
+## test: lint, type-check and run the whole suite (on Apache Kafka, started by the tests)
 test: install-dev lint typecheck pytest
 
 lint: install-dev
@@ -39,7 +43,7 @@ pytest: install-dev
 	$(BIN)/pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest ran no test: failing" >&2; exit 1; fi; exit $$rc
 
-## bench: throughput and latency next to a raw-Kafka baseline (writes bench/results/)
+## bench: throughput and latency next to raw-Kafka floors (writes bench/results/)
 bench: install-dev
 	$(BIN)/python -m bench
 

@@ -1,7 +1,9 @@
 """``make bench``: Kolony's throughput and latency next to raw Kafka, measured in one run.
 
-Uses the embedded broker unless KOLONY_BOOTSTRAP_SERVERS names another Kafka.
-Prints a Markdown report and writes bench/results/<time>.json.
+Uses the embedded Kafka unless KOLONY_BOOTSTRAP_SERVERS names another. Every Kolony latency
+stands beside a floor measured in the same run: the same open loop through bare aiokafka
+relays taking as many trips through the broker. Prints a Markdown report and writes
+bench/results/<time>.json. ``--only`` runs some phases; ``--soak-minutes 0`` skips the soak.
 """
 
 from __future__ import annotations
@@ -20,17 +22,18 @@ from collections.abc import AsyncIterator
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 
-from bench import kolony_bench, messaging_bench, proxy_bench, raw
+from bench import kolony_bench, messaging_bench, proxy_bench, raw, soak, startup
 from kolony.broker import KAFKA_VERSION, EmbeddedKafka, free_port
 from kolony.kafka import ensure_topics
 from kolony.settings import Settings
 from tests.support.processes import KolonyProcess
 
 RESULTS = Path(__file__).parent / "results"
-HISTORY = (1_000, 3_000, 5_000, 8_000)  # record batches already in the partition
+HISTORY = (1_000, 5_000, 20_000)  # record batches already in the partition
 
 
 def machine() -> str:
@@ -94,6 +97,20 @@ async def fresh_hub(
                 process.terminate()
 
 
+PHASES = (
+    "raw",
+    "heartbeats",
+    "messages",
+    "broadcast",
+    "delegation",
+    "tasks",
+    "post_agents",
+    "proxy",
+    "startup",
+    "soak",
+)
+
+
 async def main(args: argparse.Namespace) -> dict[str, object]:
     broker = None
     bootstrap = os.environ.get("KOLONY_BOOTSTRAP_SERVERS")
@@ -109,173 +126,271 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
         data_dir=workdir / "data",
         beacon_interval=0.25,
         port=free_port(),
+        exactly_once=True,
     )
-    fetch_wait = base.fetch_max_wait_ms
+    at_least_once = base.model_copy(update={"exactly_once": False})
+    wanted = set(args.only.split(",")) if args.only else set(PHASES)
     report: dict[str, object] = {
         "machine": machine(),
         "broker": kind,
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    try:
-        print(f"# raw aiokafka on {kind}", file=sys.stderr)
-        produced, consumed = await raw.throughput(bootstrap, args.raw_messages, 8)
-        report["raw_produce_msgs_per_s"] = round(produced)
-        report["raw_consume_msgs_per_s"] = round(consumed)
-        report["raw_round_trip"] = asdict(
-            await raw.round_trip(bootstrap, args.samples, 100, fetch_wait)
-        )
-        report["raw_tail_by_history"] = [
-            {"batches": n, **asdict(latency)}
-            for n, latency in await raw.tail_latency_by_history(bootstrap, HISTORY, fetch_wait)
-        ]
 
-        print("# heartbeats decided by one worker", file=sys.stderr)
-        async with fresh_hub(base, workdir) as settings:
-            decided, published = await kolony_bench.heartbeats_per_second(
-                settings, args.agents, args.heartbeats
+    def fresh(settings: Settings) -> Settings:
+        return settings.model_copy(update={"topic_prefix": f"bench{uuid.uuid4().hex[:6]}"})
+
+    try:
+        if "raw" in wanted:
+            print(f"# raw aiokafka on {kind}", file=sys.stderr)
+            produced, consumed = await raw.throughput(bootstrap, args.raw_messages, 8)
+            report["raw_produce_msgs_per_s"] = round(produced)
+            report["raw_consume_msgs_per_s"] = round(consumed)
+            report["raw_round_trip"] = asdict(
+                await raw.round_trip(bootstrap, args.samples, 100, base.fetch_max_wait_ms)
             )
-        report["heartbeats_decided_per_s"] = round(decided)
-        report["heartbeats_published_per_s"] = round(published)
+            report["raw_tail_by_history"] = [
+                {"batches": n, **asdict(latency)}
+                for n, latency in await raw.tail_latency_by_history(
+                    bootstrap, HISTORY, base.fetch_max_wait_ms
+                )
+            ]
+
+        if "heartbeats" in wanted:
+            for mode, settings in (("exactly_once", base), ("at_least_once", at_least_once)):
+                print(f"# heartbeats decided by one worker ({mode})", file=sys.stderr)
+                async with fresh_hub(settings, workdir) as hub:
+                    decided, published = await kolony_bench.heartbeats_per_second(
+                        hub, args.agents, args.heartbeats
+                    )
+                report[f"heartbeats_{mode}"] = {
+                    "decided_per_s": round(decided),
+                    "published_per_s": round(published),
+                }
 
         rate, pairs = args.message_rate, args.pairs
-        print(f"# raw relay at {rate:g}/s over {pairs} pairs", file=sys.stderr)
-        relay = await messaging_bench.relay_latency(
-            base.model_copy(update={"topic_prefix": f"bench{uuid.uuid4().hex[:6]}"}),
-            rate,
-            args.seconds,
-            pairs,
-            workdir,
-        )
-        report["relay"] = {"rate_per_s": rate, "pairs": pairs, **asdict(relay)}
-
-        print(f"# direct messages at {rate:g}/s over {pairs} pairs", file=sys.stderr)
-        async with fresh_hub(base, workdir) as settings:
-            direct = await messaging_bench.direct_message_latency(
-                settings, rate, args.seconds, pairs
+        if "messages" in wanted:
+            print(f"# 2-hop floor at {rate:g}/s over {pairs} keys", file=sys.stderr)
+            floor = await messaging_bench.relay_latency(
+                fresh(base), rate, args.seconds, pairs, workdir, hops=2
             )
-        report["direct_messages"] = {
-            "rate_per_s": rate,
-            "pairs": pairs,
-            **asdict(direct),
-            "lost_or_late": int(rate * args.seconds) - direct.count,
-        }
+            report["floor_2_hops"] = {"rate_per_s": rate, "keys": pairs, **asdict(floor)}
+            for mode, settings in (("exactly_once", base), ("at_least_once", at_least_once)):
+                print(
+                    f"# direct messages at {rate:g}/s over {pairs} pairs ({mode})", file=sys.stderr
+                )
+                async with fresh_hub(settings, workdir) as hub:
+                    direct = await messaging_bench.direct_message_latency(
+                        hub, rate, args.seconds, pairs
+                    )
+                report[f"direct_messages_{mode}"] = {
+                    "rate_per_s": rate,
+                    "pairs": pairs,
+                    **asdict(direct),
+                    "lost_or_late": int(rate * args.seconds) - direct.count,
+                }
 
-        print(f"# broadcast to {args.listeners} agents", file=sys.stderr)
-        async with fresh_hub(base, workdir) as settings:
-            fan_out = await messaging_bench.broadcast_fan_out(settings, args.listeners, 30)
-        report["broadcast"] = {"agents": args.listeners, **asdict(fan_out)}
+        if "broadcast" in wanted:
+            print(f"# broadcast to {args.listeners} agents", file=sys.stderr)
+            async with fresh_hub(base, workdir) as hub:
+                fan_out = await messaging_bench.broadcast_fan_out(hub, args.listeners, 30)
+            report["broadcast"] = {"agents": args.listeners, **asdict(fan_out)}
 
-        print(f"# delegation round trip at {args.task_rate:g}/s", file=sys.stderr)
-        async with fresh_hub(base, workdir) as settings:
-            delegation = await kolony_bench.delegation_round_trip(
-                settings, args.task_rate, args.seconds
+        if "delegation" in wanted:
+            task_rate = args.task_rate
+            print(f"# 4-hop floor at {task_rate:g}/s", file=sys.stderr)
+            floor = await messaging_bench.relay_latency(
+                fresh(base), task_rate, args.seconds, 1_000, workdir, hops=4
             )
-        sent = int(args.task_rate * args.seconds)
-        report["delegation"] = {
-            "rate_per_s": args.task_rate,
-            **asdict(delegation),
-            "lost_or_late": sent - delegation.count,
-        }
+            report["floor_4_hops"] = {"rate_per_s": task_rate, "keys": 1_000, **asdict(floor)}
+            for mode, settings in (("exactly_once", base), ("at_least_once", at_least_once)):
+                print(f"# delegation round trip at {task_rate:g}/s ({mode})", file=sys.stderr)
+                async with fresh_hub(settings, workdir) as hub:
+                    delegation = await kolony_bench.delegation_round_trip(
+                        hub, task_rate, args.seconds
+                    )
+                report[f"delegation_{mode}"] = {
+                    "rate_per_s": task_rate,
+                    **asdict(delegation),
+                    "lost_or_late": int(task_rate * args.seconds) - delegation.count,
+                }
 
-        print("# task commands decided by one worker", file=sys.stderr)
-        async with fresh_hub(base, workdir) as settings:
-            decided, published = await kolony_bench.task_commands_per_second(settings, args.tasks)
-        report["task_commands_decided_per_s"] = round(decided)
-        report["task_commands_published_per_s"] = round(published)
+        if "tasks" in wanted:
+            for mode, settings in (("exactly_once", base), ("at_least_once", at_least_once)):
+                print(f"# task commands decided by one worker ({mode})", file=sys.stderr)
+                async with fresh_hub(settings, workdir) as hub:
+                    decided, published = await kolony_bench.task_commands_per_second(
+                        hub, args.tasks
+                    )
+                report[f"task_commands_{mode}"] = {
+                    "decided_per_s": round(decided),
+                    "published_per_s": round(published),
+                }
 
-        print(f"# POST /agents at {args.rate:g}/s for {args.seconds:g} s", file=sys.stderr)
-        async with fresh_hub(base, workdir, gateway=True) as settings:
-            url = f"http://127.0.0.1:{settings.port}"
-            latency, failures = await kolony_bench.register_latency(
-                url, args.rate, args.seconds, 200
+        if "post_agents" in wanted:
+            print(f"# POST /agents at {args.rate:g}/s for {args.seconds:g} s", file=sys.stderr)
+            async with fresh_hub(base, workdir, gateway=True) as hub:
+                url = f"http://127.0.0.1:{hub.port}"
+                latency, failures = await kolony_bench.register_latency(
+                    url, args.rate, args.seconds, 200
+                )
+            report["post_agents"] = {
+                "rate_per_s": args.rate,
+                **asdict(latency),
+                "failures": failures,
+            }
+
+        if "proxy" in wanted:
+            print("# app proxy: app__execute next to a direct MCP call", file=sys.stderr)
+            async with fresh_hub(base, workdir, gateway=True) as hub:
+                url = f"http://127.0.0.1:{hub.port}"
+                proxy = await proxy_bench.proxy_overhead(
+                    url, workdir, args.proxy_calls, args.seconds, args.proxy_callers
+                )
+            report["proxy"] = {
+                "direct": asdict(proxy.direct),
+                "proxied_mcp": asdict(proxy.proxied_mcp),
+                "proxied_rest": asdict(proxy.proxied_rest),
+                "overhead_p50_ms": round(proxy.overhead_p50_ms, 3),
+                "overhead_p99_ms": round(proxy.overhead_p99_ms, 3),
+                "direct_calls_per_s": round(proxy.direct_calls_per_s),
+                "proxied_calls_per_s": round(proxy.proxied_calls_per_s),
+                "callers": proxy.concurrency,
+            }
+
+        if "startup" in wanted:
+            print(
+                f"# kolony up: cold, then restarted with {args.log_events:,} events",
+                file=sys.stderr,
             )
-        report["post_agents"] = {"rate_per_s": args.rate, **asdict(latency), "failures": failures}
-
-        print("# app proxy: app__execute next to a direct MCP call", file=sys.stderr)
-        async with fresh_hub(base, workdir, gateway=True) as settings:
-            url = f"http://127.0.0.1:{settings.port}"
-            proxy = await proxy_bench.proxy_overhead(
-                url, workdir, args.proxy_calls, args.seconds, args.proxy_callers
+            report["startup"] = asdict(
+                await startup.cold_start_and_restart(workdir, args.log_events)
             )
-        report["proxy"] = {
-            "direct": asdict(proxy.direct),
-            "proxied_mcp": asdict(proxy.proxied_mcp),
-            "proxied_rest": asdict(proxy.proxied_rest),
-            "overhead_p50_ms": round(proxy.overhead_p50_ms, 3),
-            "overhead_p99_ms": round(proxy.overhead_p99_ms, 3),
-            "direct_calls_per_s": round(proxy.direct_calls_per_s),
-            "proxied_calls_per_s": round(proxy.proxied_calls_per_s),
-            "callers": proxy.concurrency,
-        }
+
+        if "soak" in wanted and args.soak_minutes > 0:
+            print(f"# soak: {args.soak_minutes:g} minutes", file=sys.stderr)
+            async with fresh_hub(base, workdir) as hub:
+                minutes = await soak.soak(hub, args.soak_minutes)
+            report["soak"] = [{"minute": m.minute, **asdict(m.delegation)} for m in minutes]
     finally:
         if broker is not None:
-            broker.stop()
+            await asyncio.to_thread(broker.stop)
     return report
 
 
-def markdown(report: dict[str, object]) -> str:
-    rt = report["raw_round_trip"]
-    post = report["post_agents"]
-    delegation = report["delegation"]
-    direct = report["direct_messages"]
-    fan_out = report["broadcast"]
-    relay = report["relay"]
-    history = report["raw_tail_by_history"]
-    proxy = report["proxy"]
-    assert isinstance(proxy, dict)
-    assert isinstance(rt, dict) and isinstance(post, dict) and isinstance(delegation, dict)
-    assert isinstance(direct, dict) and isinstance(fan_out, dict) and isinstance(relay, dict)
-    assert isinstance(history, list)
-    return "\n".join(
-        [
-            f"Run {report['when']} on {report['machine']}; broker: {report['broker']}.",
-            "",
-            "| measure | result |",
-            "|---|---|",
-            f"| raw aiokafka produce (baseline) | {report['raw_produce_msgs_per_s']:,} msg/s |",
-            f"| raw aiokafka consume (baseline) | {report['raw_consume_msgs_per_s']:,} msg/s |",
-            f"| raw produce→consume round trip (baseline) | p50 {rt['p50_ms']:.2f} ms, "
-            f"p99 {rt['p99_ms']:.2f} ms |",
-            f"| heartbeats decided by one worker | {report['heartbeats_decided_per_s']:,} /s |",
-            f"| `POST /agents` at {post['rate_per_s']:g}/s | p50 {post['p50_ms']:.2f} ms, "
-            f"p99 {post['p99_ms']:.2f} ms, max {post['max_ms']:.2f} ms ({post['count']} ok, "
-            f"{post['failures']} failed) |",
-            f"| delegation round trip at {delegation['rate_per_s']:g} tasks/s | "
-            f"p50 {delegation['p50_ms']:.2f} ms, p99 {delegation['p99_ms']:.2f} ms, "
-            f"max {delegation['max_ms']:.2f} ms ({delegation['count']} tasks; "
-            f"{delegation['lost_or_late']} not back within 3 min) |",
-            f"| task commands decided by one worker | "
-            f"{report['task_commands_decided_per_s']:,} /s |",
-            f"| raw relay at {relay['rate_per_s']:g} msg/s over {relay['pairs']} keys "
-            f"(baseline: produce → relay process → consume) | p50 {relay['p50_ms']:.2f} ms, "
-            f"p99 {relay['p99_ms']:.2f} ms, max {relay['max_ms']:.2f} ms "
-            f"({relay['count']} records) |",
-            f"| direct message at {direct['rate_per_s']:g} msg/s over {direct['pairs']} pairs "
-            f"(send → recipient's inbox) | "
-            f"p50 {direct['p50_ms']:.2f} ms, p99 {direct['p99_ms']:.2f} ms, "
-            f"max {direct['max_ms']:.2f} ms ({direct['count']} messages; "
-            f"{direct['lost_or_late']} not delivered within 2 min) |",
-            f"| broadcast to {fan_out['agents']} agents (send → last delivery) | "
-            f"p50 {fan_out['p50_ms']:.2f} ms, p99 {fan_out['p99_ms']:.2f} ms, "
-            f"max {fan_out['max_ms']:.2f} ms ({fan_out['count']} broadcasts) |",
-            f"| direct MCP call to an app (baseline) | p50 {proxy['direct']['p50_ms']:.2f} ms, "
-            f"p99 {proxy['direct']['p99_ms']:.2f} ms ({proxy['direct']['count']} calls) |",
-            f"| `app__execute` through `/bus/mcp` | p50 {proxy['proxied_mcp']['p50_ms']:.2f} ms, "
-            f"p99 {proxy['proxied_mcp']['p99_ms']:.2f} ms (overhead p50 "
-            f"{proxy['overhead_p50_ms']:.2f} ms, p99 {proxy['overhead_p99_ms']:.2f} ms) |",
-            f"| `POST /apps/{{id}}/execute` | p50 {proxy['proxied_rest']['p50_ms']:.2f} ms, "
-            f"p99 {proxy['proxied_rest']['p99_ms']:.2f} ms |",
-            f"| calls/s with {proxy['callers']} agents calling at once | direct "
-            f"{proxy['direct_calls_per_s']:,} /s (baseline); through the hub "
-            f"{proxy['proxied_calls_per_s']:,} /s |",
+def _latency(row: dict[str, Any]) -> str:
+    return f"p50 {row['p50_ms']:.2f} ms, p99 {row['p99_ms']:.2f} ms, max {row['max_ms']:.2f} ms"
+
+
+def _ratio(row: dict[str, Any], floor: dict[str, Any]) -> str:
+    return (
+        f"{row['p50_ms'] / floor['p50_ms']:.2f}× / {row['p99_ms'] / floor['p99_ms']:.2f}×"
+        if floor["p50_ms"] and floor["p99_ms"]
+        else "-"
+    )
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The report as the table docs/benchmarks.md keeps (phases not run are left out)."""
+    rows = [
+        f"Run {report['when']} on {report['machine']}; broker: {report['broker']}.",
+        "",
+        "| measure | result | against its floor (p50 / p99) |",
+        "|---|---|---|",
+    ]
+    if "raw_round_trip" in report:
+        rt = report["raw_round_trip"]
+        rows += [
+            f"| raw aiokafka produce (floor) | {report['raw_produce_msgs_per_s']:,} msg/s | |",
+            f"| raw aiokafka consume (floor) | {report['raw_consume_msgs_per_s']:,} msg/s | |",
+            f"| raw produce→consume round trip (floor, 1 hop) | {_latency(rt)} | |",
             *(
-                f"| raw tail read at 100 msg/s, partition holding {h['batches']:,} record batches "
-                f"(baseline) | p50 {h['p50_ms']:.2f} ms, p99 {h['p99_ms']:.2f} ms "
-                f"({h['count']} of 200 within 5 s) |"
-                for h in history
+                f"| raw tail read at 100 msg/s, partition holding {h['batches']:,} record "
+                f"batches (floor) | {_latency(h)} ({h['count']} of 200) | |"
+                for h in report["raw_tail_by_history"]
             ),
         ]
-    )
+    for mode in ("exactly_once", "at_least_once"):
+        if f"heartbeats_{mode}" in report:
+            hb = report[f"heartbeats_{mode}"]
+            rows.append(
+                f"| heartbeats decided by one worker ({mode.replace('_', '-')}) "
+                f"| {hb['decided_per_s']:,} /s | |"
+            )
+    if "floor_2_hops" in report:
+        floor = report["floor_2_hops"]
+        rows.append(
+            f"| 2-hop floor at {floor['rate_per_s']:g} msg/s over {floor['keys']} keys "
+            f"(produce → relay → consume) | {_latency(floor)} ({floor['count']}) | |"
+        )
+        for mode in ("exactly_once", "at_least_once"):
+            direct = report[f"direct_messages_{mode}"]
+            rows.append(
+                f"| direct message at {direct['rate_per_s']:g} msg/s over {direct['pairs']} "
+                f"pairs, send → recipient's inbox ({mode.replace('_', '-')}) | "
+                f"{_latency(direct)} ({direct['count']}; {direct['lost_or_late']} late) | "
+                f"{_ratio(direct, floor)} |"
+            )
+    if "broadcast" in report:
+        fan_out = report["broadcast"]
+        rows.append(
+            f"| broadcast to {fan_out['agents']} agents (send → last delivery) | "
+            f"{_latency(fan_out)} ({fan_out['count']} broadcasts) | |"
+        )
+    if "floor_4_hops" in report:
+        floor = report["floor_4_hops"]
+        rows.append(
+            f"| 4-hop floor at {floor['rate_per_s']:g}/s (produce → 3 relays → consume) | "
+            f"{_latency(floor)} ({floor['count']}) | |"
+        )
+        for mode in ("exactly_once", "at_least_once"):
+            delegation = report[f"delegation_{mode}"]
+            rows.append(
+                f"| delegation round trip at {delegation['rate_per_s']:g} tasks/s "
+                f"({mode.replace('_', '-')}) | {_latency(delegation)} ({delegation['count']}; "
+                f"{delegation['lost_or_late']} late) | {_ratio(delegation, floor)} |"
+            )
+    for mode in ("exactly_once", "at_least_once"):
+        if f"task_commands_{mode}" in report:
+            tc = report[f"task_commands_{mode}"]
+            rows.append(
+                f"| task commands decided by one worker ({mode.replace('_', '-')}) "
+                f"| {tc['decided_per_s']:,} /s | |"
+            )
+    if "post_agents" in report:
+        post = report["post_agents"]
+        rows.append(
+            f"| `POST /agents` at {post['rate_per_s']:g}/s | {_latency(post)} "
+            f"({post['count']} ok, {post['failures']} failed) | |"
+        )
+    if "proxy" in report:
+        proxy = report["proxy"]
+        rows += [
+            f"| direct MCP call to an app (floor) | {_latency(proxy['direct'])} | |",
+            f"| `app__execute` through `/bus/mcp` | {_latency(proxy['proxied_mcp'])} "
+            f"(overhead p50 {proxy['overhead_p50_ms']:.2f} ms) | |",
+            f"| `POST /apps/{{id}}/execute` | {_latency(proxy['proxied_rest'])} | |",
+            f"| calls/s with {proxy['callers']} agents calling at once | direct "
+            f"{proxy['direct_calls_per_s']:,} /s (floor); through the hub "
+            f"{proxy['proxied_calls_per_s']:,} /s | |",
+        ]
+    if "startup" in report:
+        up = report["startup"]
+        rows += [
+            f"| `kolony up` to `/health` ok, new data directory (jars cached) | "
+            f"{up['cold_s']:.2f} s | |",
+            f"| `kolony up` restarted with {up['events']:,} events in the log | "
+            f"{up['restart_s']:.2f} s | |",
+        ]
+    if "soak" in report:
+        minutes = report["soak"]
+        first, last = minutes[0], minutes[-1]
+        rows.append(
+            f"| soak: 200 heartbeats/s + 20 delegations/s for {len(minutes)} min, "
+            f"delegation round trip | first minute {_latency(first)}; last minute "
+            f"{_latency(last)} | last / first: {last['p50_ms'] / first['p50_ms']:.2f}× / "
+            f"{last['p99_ms'] / first['p99_ms']:.2f}× |"
+        )
+    return "\n".join(rows)
 
 
 if __name__ == "__main__":
@@ -293,6 +408,9 @@ if __name__ == "__main__":
     parser.add_argument("--listeners", type=int, default=1_000, help="agents a broadcast reaches")
     parser.add_argument("--proxy-calls", type=int, default=2_000, help="sequential app calls")
     parser.add_argument("--proxy-callers", type=int, default=16, help="agents calling at once")
+    parser.add_argument("--log-events", type=int, default=100_000, help="events at the restart")
+    parser.add_argument("--soak-minutes", type=float, default=30.0, help="0 leaves it out")
+    parser.add_argument("--only", help=f"comma-separated phases of {', '.join(PHASES)}")
     result = asyncio.run(main(parser.parse_args()))
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{result['when']}.json".replace(":", "-")).write_text(json.dumps(result, indent=2))

@@ -34,6 +34,7 @@ class Beacons:
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.bootstrap_servers,
             fetch_max_wait_ms=settings.fetch_max_wait_ms,
+            isolation_level="read_committed",  # as agents read: what a worker committed
         )
         self._task: asyncio.Task[None] | None = None
 
@@ -181,6 +182,7 @@ class InboxReader:
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.bootstrap_servers,
             fetch_max_wait_ms=settings.fetch_max_wait_ms,
+            isolation_level="read_committed",  # as agents read: what a worker committed
         )
 
     async def start(self) -> None:
@@ -219,90 +221,120 @@ async def _register_directly(
     return agent_id
 
 
-async def delegation_round_trip(settings: Settings, rate: float, seconds: float) -> Latency:
-    """Agents speaking Kafka directly: a requester submits tasks for a capability at ``rate``
-    per second (open loop); the agent with it receives each from its inbox and completes it;
-    the time runs until the requester's inbox says ``completed``."""
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, linger_ms=0)
-    await producer.start()
-    requester = await _register_directly(producer, settings, "bench-requester", "asking")
-    worker = await _register_directly(producer, settings, "bench-worker", "bench-work")
-    requester_inbox, worker_inbox = InboxReader(settings, requester), InboxReader(settings, worker)
-    await requester_inbox.start()
-    await worker_inbox.start()
-    started: dict[str, float] = {}
-    finished: dict[str, float] = {}
+class Delegations:
+    """Agents speaking Kafka directly: a requester submits tasks for a capability; the agent
+    with it receives each from its inbox and completes it; a task's time runs from
+    submitting it until the requester's inbox says ``completed``."""
 
-    async def send(topic: str, key: str, command: Any) -> None:
-        await producer.send_and_wait(
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.started: dict[str, float] = {}
+        self.finished: dict[str, float] = {}
+        self._producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, linger_ms=0)
+        self._helpers: list[asyncio.Task[None]] = []
+        self._readers: list[InboxReader] = []
+        self.requester = ""
+        self.worker = ""
+
+    async def __aenter__(self) -> Delegations:
+        settings, producer = self.settings, self._producer
+        await producer.start()
+        self.requester = await _register_directly(producer, settings, "bench-requester", "ask")
+        self.worker = await _register_directly(producer, settings, "bench-worker", "bench-work")
+        self._readers = [InboxReader(settings, self.requester), InboxReader(settings, self.worker)]
+        for reader in self._readers:
+            await reader.start()
+        self._helpers = [asyncio.create_task(self._work()), asyncio.create_task(self._observe())]
+        # Warm up: until tasks come back (the worker's view has seen both agents), then 50 more.
+        first = await self.submit(0)
+        await self.until(lambda: first in self.finished, 60)
+        warm = [await self.submit(i) for i in range(50)]
+        await self.until(lambda: all(t in self.finished for t in warm), 60)
+        self.started.clear()
+        self.finished.clear()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for helper in self._helpers:
+            helper.cancel()
+        await asyncio.gather(*self._helpers, return_exceptions=True)
+        for reader in self._readers:
+            await reader.consumer.stop()
+        await self._producer.stop()
+
+    async def _send(self, topic: str, key: str, command: Any) -> None:
+        await self._producer.send_and_wait(
             topic, command.model_dump_json(exclude_none=True).encode(), key=key.encode()
         )
 
-    async def work() -> None:
-        async for item in worker_inbox.items():
+    async def _work(self) -> None:
+        async for item in self._readers[1].items():
             if item.type == "inbox.task_assigned":
                 done = UpdateTaskStatus(
                     command_id=str(uuid.uuid4()),
                     issued_at=datetime.now(UTC),
                     task_id=item.task.id,
                     state=TaskState.COMPLETED,
-                    agent_id=worker,
+                    agent_id=self.worker,
                     result={"ok": True},
                 )
-                await send(settings.topics.task_commands, item.task.id, done)
+                await self._send(self.settings.topics.task_commands, item.task.id, done)
 
-    async def observe() -> None:
-        async for item in requester_inbox.items():
+    async def _observe(self) -> None:
+        async for item in self._readers[0].items():
             if item.type == "inbox.task_updated" and item.task.status.state == "completed":
-                finished.setdefault(item.task.id, time.perf_counter())
+                self.finished.setdefault(item.task.id, time.perf_counter())
 
-    async def submit(i: int) -> str:
+    async def submit(self, i: int) -> str:
         task_id = f"bench-{uuid.uuid4().hex}"
         command = SubmitTask(
             command_id=str(uuid.uuid4()),
             issued_at=datetime.now(UTC),
             task_id=task_id,
             capability="bench-work",
-            requester_id=requester,
+            requester_id=self.requester,
             title=f"task {i}",
         )
-        started[task_id] = time.perf_counter()
-        await send(settings.topics.task_commands, task_id, command)
+        self.started[task_id] = time.perf_counter()
+        await self._send(self.settings.topics.task_commands, task_id, command)
         return task_id
 
-    async def until(done: Any, within: float) -> None:
+    async def until(self, done: Any, within: float) -> None:
         deadline = time.monotonic() + within
         while not done():
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{len(finished)} of {len(started)} tasks came back")
+                raise TimeoutError(f"{len(self.finished)} of {len(self.started)} tasks came back")
             await asyncio.sleep(0.05)  # noqa: ASYNC110 - waiting on other tasks' results
 
-    helpers = [asyncio.create_task(work()), asyncio.create_task(observe())]
-    try:
-        # Warm up: until tasks come back (the worker's view has seen both agents), then 50 more.
-        first = await submit(0)
-        await until(lambda: first in finished, 60)
-        warm = [await submit(i) for i in range(50)]
-        await until(lambda: all(t in finished for t in warm), 60)
-        started.clear()
-        finished.clear()
-        total = int(rate * seconds)
-        begin = time.perf_counter()
-        sends = []
-        for i in range(total):
-            await asyncio.sleep(max(0.0, begin + i / rate - time.perf_counter()))
-            sends.append(asyncio.create_task(submit(i)))
-        await asyncio.gather(*sends)
+    def latencies(self, since: float = 0.0, before: float = float("inf")) -> Latency:
+        """Round trips of the tasks submitted in [since, before) (perf_counter times)."""
+        return Latency.of(
+            [
+                (self.finished[t] - at) * 1000
+                for t, at in self.started.items()
+                if since <= at < before and t in self.finished
+            ]
+        )
+
+
+async def paced(rate: float, seconds: float, act: Any) -> None:
+    """Open loop: ``act(i)`` ``rate`` times a second for ``seconds``, each in its own task."""
+    total = int(rate * seconds)
+    begin = time.perf_counter()
+    sends = []
+    for i in range(total):
+        await asyncio.sleep(max(0.0, begin + i / rate - time.perf_counter()))
+        sends.append(asyncio.create_task(act(i)))
+    await asyncio.gather(*sends)
+
+
+async def delegation_round_trip(settings: Settings, rate: float, seconds: float) -> Latency:
+    """Delegations submitted at ``rate`` per second (open loop) for ``seconds``."""
+    async with Delegations(settings) as tasks:
+        await paced(rate, seconds, tasks.submit)
         with contextlib.suppress(TimeoutError):  # a backlog is reported, not fatal
-            await until(lambda: len(finished) >= len(started), 180)
-        return Latency.of([(finished[t] - started[t]) * 1000 for t in started if t in finished])
-    finally:
-        for helper in helpers:
-            helper.cancel()
-        await asyncio.gather(*helpers, return_exceptions=True)
-        await requester_inbox.consumer.stop()
-        await worker_inbox.consumer.stop()
-        await producer.stop()
+            await tasks.until(lambda: len(tasks.finished) >= len(tasks.started), 180)
+        return tasks.latencies()
 
 
 async def task_commands_per_second(settings: Settings, tasks: int) -> tuple[float, float]:

@@ -50,6 +50,7 @@ class Arrivals:
             bootstrap_servers=settings.bootstrap_servers,
             fetch_max_wait_ms=settings.fetch_max_wait_ms,
             max_partition_fetch_bytes=8 * 1024 * 1024,
+            isolation_level="read_committed",  # as agents read: what a worker committed
         )
         self._task: asyncio.Task[None] | None = None
 
@@ -175,45 +176,58 @@ def _spawn(args: list[str], log_path: Path) -> subprocess.Popen[bytes]:
 
 
 async def relay_latency(
-    settings: Settings, rate: float, seconds: float, pairs: int, workdir: Path
+    settings: Settings, rate: float, seconds: float, keys: int, workdir: Path, hops: int = 2
 ) -> Latency:
-    """The baseline for :func:`direct_message_latency`: the same open loop through
-    :mod:`bench.relay`, a bare aiokafka process copying records from one topic to another
-    with the worker's fetch wait, on the same partition counts."""
+    """The floor for a path of ``hops`` trips through the broker: the same open loop as the
+    Kolony measure it stands beside, through ``hops - 1`` bare relays (:mod:`bench.relay`,
+    each its own process, with the worker's fetch wait) over topics with the same partition
+    counts (the commands' first, the inbox's last), ``keys`` distinct record keys."""
     n = settings.partitions
-    source = f"{settings.topic_prefix}.relay.in"
-    target = f"{settings.topic_prefix}.relay.out"
+    topics = [f"{settings.topic_prefix}.relay{hops}.{i}" for i in range(hops)]
+    counts = [n] * (hops - 1) + [settings.inbox_partitions]
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
     await admin.start()
     try:
-        await admin.create_topics(
-            [NewTopic(source, n, 1), NewTopic(target, settings.inbox_partitions, 1)]
-        )
+        await admin.create_topics([NewTopic(t, c, 1) for t, c in zip(topics, counts, strict=True)])
     finally:
         await admin.close()
-    args = [require_bootstrap(settings), source, target, str(settings.inbox_partitions)]
-    process = _spawn([*args, str(settings.fetch_max_wait_ms)], workdir / "relay.log")
+    bootstrap = require_bootstrap(settings)
+    relays = [
+        _spawn(
+            [
+                bootstrap,
+                topics[i],
+                topics[i + 1],
+                str(counts[i + 1]),
+                str(settings.fetch_max_wait_ms),
+            ],
+            workdir / f"relay{hops}.{i}.log",
+        )
+        for i in range(hops - 1)
+    ]
     producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, linger_ms=0)
     await producer.start()
-    keys = [f"bench-sender-{i}".encode() for i in range(pairs)]
+    record_keys = [f"bench-key-{i}".encode() for i in range(keys)]
 
     async def send(i: int) -> str:
         record_id = uuid.uuid4().hex
         payload = _message(f"message {i}").model_dump_json().encode()
         value = record_id.encode() + b" " + payload
-        await producer.send_and_wait(source, value, key=keys[i % pairs])
+        await producer.send_and_wait(topics[0], value, key=record_keys[i % keys])
         return record_id
 
     try:
         async with Arrivals(
-            settings, target, settings.inbox_partitions, lambda v: v.split(b" ", 1)[0].decode()
+            settings, topics[-1], counts[-1], lambda v: v.split(b" ", 1)[0].decode()
         ) as got:
-            await _first_through(send, got)  # the relay has joined its group and reads
-            return await paced(send, got, rate, seconds, warm_up=pairs)
+            await _first_through(send, got)  # every relay has joined its group and reads
+            return await paced(send, got, rate, seconds, warm_up=min(keys, 100))
     finally:
         await producer.stop()
-        process.terminate()
-        process.wait(30)
+        for process in relays:
+            process.terminate()
+        for process in relays:
+            process.wait(30)
 
 
 async def broadcast_fan_out(settings: Settings, agents: int, broadcasts: int) -> Latency:
@@ -232,6 +246,7 @@ async def broadcast_fan_out(settings: Settings, agents: int, broadcasts: int) ->
         bootstrap_servers=settings.bootstrap_servers,
         fetch_max_wait_ms=settings.fetch_max_wait_ms,
         max_partition_fetch_bytes=8 * 1024 * 1024,
+        isolation_level="read_committed",
     )
     await consumer.start()
     topic = settings.topics.agent_inbox

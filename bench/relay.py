@@ -1,9 +1,12 @@
 """The floor for a relayed message: a bare aiokafka process that copies every record of one
 topic to another, with the worker's client settings and none of Kolony's work.
 
-A Kolony message takes two hops (sender → worker → recipient's inbox); so does a record
-through this relay. ``python -m bench.relay BOOTSTRAP SOURCE TARGET TARGET_PARTITIONS
-FETCH_WAIT_MS`` runs it in its own process, as the worker runs in its own.
+A hop is one trip through the broker (produced, then consumed). A Kolony direct message
+takes two (sender → worker → recipient's inbox), a delegation four (requester → worker →
+assignee's inbox; assignee → worker → requester's inbox). A chain of ``hops - 1`` relays
+between a producer and a consumer takes as many. ``python -m bench.relay BOOTSTRAP SOURCE
+TARGET TARGET_PARTITIONS FETCH_WAIT_MS`` runs one relay in its own process, as the worker
+runs in its own.
 """
 
 from __future__ import annotations

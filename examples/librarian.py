@@ -10,7 +10,7 @@ Then, from a third terminal:
          -d '{"capability": "catalogue", "input": {"title": "Dune"}}'
     # the catalogue, in shared memory
     curl -s localhost:8000/memory/library.catalogue
-    # ask it something (it answers the sender with a message)
+    # ask it something (it answers the sender with a message; broadcasts it only reads)
     curl -s -X POST localhost:8000/messages -H 'content-type: application/json' \\
          -d '{"from": "<your agent_id>", "to": "<the librarian agent_id>", "content": "count"}'
 
@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from typing import Any
 
 from kolony.sdk import (
     Agent,
     AgentCard,
     AgentSkill,
+    BusError,
     IncomingMessage,
     MemoryChange,
     Rejected,
@@ -76,6 +78,9 @@ class Librarian(Agent):
 
     @on_message
     async def answer(self, message: IncomingMessage) -> None:
+        if message.broadcast:  # news for everyone; nobody is waiting for an answer
+            print(f"heard from {message.sender_id}: {message.text}", flush=True)
+            return
         current = await self.memory_get(CATALOGUE)
         books = current.value if current and isinstance(current.value, list) else []
         await self.send(message.sender_id, f"{len(books)} books: {', '.join(map(str, books))}")
@@ -99,4 +104,9 @@ async def main(seconds: float | None) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=None, help="stop after this long")
-    asyncio.run(main(parser.parse_args().seconds))
+    try:
+        asyncio.run(main(parser.parse_args().seconds))
+    except BusError as exc:  # no hub, say: one line, not a traceback
+        sys.exit(f"librarian: {exc}")
+    except KeyboardInterrupt:
+        pass

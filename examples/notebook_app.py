@@ -7,7 +7,7 @@ the app, and any metadata the caller sent.
 
 Run it, and register it with a running hub (``kolony up``):
 
-    python examples/notebook_app.py --port 8100 --hub http://127.0.0.1:8000
+    .venv/bin/python examples/notebook_app.py --port 8100 --hub http://127.0.0.1:8000
 
 Then, from any MCP client connected to the hub's ``/bus/mcp``: ``app__list``,
 ``app__list_tools``, and ``app__execute(app_id, "note_add", {"text": "hello"})``.

@@ -1,6 +1,9 @@
 """An agent that joins Kolony with nothing but a Kafka client and JSON (docs/protocol.md).
 
-    KOLONY_BOOTSTRAP_SERVERS=127.0.0.1:9092 python examples/plain_kafka_agent.py --tasks 3
+    .venv/bin/python examples/plain_kafka_agent.py --tasks 3
+
+It finds Kafka as any client on this machine can: KOLONY_BOOTSTRAP_SERVERS if set, else the
+addresses `kolony up` wrote to .kolony/hub.json, else 127.0.0.1:9092.
 
 It registers with the capability ``reverse``, waits for the hub's answer on the event log,
 heartbeats, takes the tasks delivered to its inbox (reporting ``working``, then
@@ -22,6 +25,7 @@ import json
 import os
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -169,11 +173,19 @@ class PlainAgent:
         await self.send("tasks.commands", task_id, update)
 
 
+def where_is_kafka() -> str:
+    """KOLONY_BOOTSTRAP_SERVERS, else what the local `kolony up` wrote down, else the default."""
+    if os.environ.get("KOLONY_BOOTSTRAP_SERVERS"):
+        return os.environ["KOLONY_BOOTSTRAP_SERVERS"]
+    hub = Path(os.environ.get("KOLONY_DATA_DIR", ".kolony")) / "hub.json"
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        return str(json.loads(hub.read_text())["bootstrap_servers"])
+    return "127.0.0.1:9092"
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    parser.add_argument(
-        "--bootstrap", default=os.environ.get("KOLONY_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
-    )
+    parser.add_argument("--bootstrap", default=where_is_kafka())
     parser.add_argument("--prefix", default=os.environ.get("KOLONY_TOPIC_PREFIX", "kolony"))
     parser.add_argument("--tasks", type=int, default=3, help="leave after this many tasks")
     parser.add_argument("--seconds", type=float, default=300, help="or after this long")

@@ -1,4 +1,4 @@
-"""Two agents that cooperate by capability: a researcher delegates to a summarizer.
+"""Two agents that cooperate by capability: a researcher delegates briefs to a summarizer.
 
     make up                                          # the hub, in one terminal
     .venv/bin/python examples/research_team.py       # both agents, in another
@@ -8,18 +8,21 @@ or one agent per terminal (start the summarizer first):
     .venv/bin/python examples/research_team.py --role summarizer
     .venv/bin/python examples/research_team.py --role researcher
 
-The researcher never names the summarizer: it asks for the capability ``summarize`` and the
+The researcher never names the summarizer: it asks for the capability ``brief`` and the
 hub routes each task to an online agent that has it (the one with the fewest open tasks).
 The summarizer reports progress, returns its result, and carries on when a document makes
-its handler fail. KOLONY_BOOTSTRAP_SERVERS and KOLONY_TOPIC_PREFIX select another hub.
+its handler fail. The agents' names and the capability are the example's own, so it never
+takes over (or deregisters) an agent you registered yourself. It finds the hub that
+``kolony up`` runs here; KOLONY_BOOTSTRAP_SERVERS and KOLONY_TOPIC_PREFIX select another.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 
-from kolony.sdk import Agent, AgentCard, AgentSkill, TaskContext, TaskState
+from kolony.sdk import Agent, AgentCard, AgentSkill, BusError, TaskContext, TaskState
 
 DOCUMENTS = [
     "Kafka keeps an ordered log per partition. Consumers remember their offsets. "
@@ -33,14 +36,14 @@ DOCUMENTS = [
 def summarizer() -> Agent:
     agent = Agent(
         AgentCard(
-            name="summarizer",
+            name="research-summarizer",
             version="1.0.0",
-            description="Summarizes plain text",
-            skills=[AgentSkill(id="summarize", name="Summarize", tags=["text"])],
+            description="Writes a one-line brief of plain text",
+            skills=[AgentSkill(id="brief", name="Brief", tags=["text"])],
         )
     )
 
-    @agent.on_task("summarize")
+    @agent.on_task("brief")
     async def summarize(task: TaskContext) -> dict[str, object]:
         text = str(task.input.get("text", ""))
         if not text.strip():
@@ -53,12 +56,12 @@ def summarizer() -> Agent:
 
 
 def researcher() -> Agent:
-    return Agent(AgentCard(name="researcher", version="1.0.0", description="Asks for summaries"))
+    return Agent(AgentCard(name="research-lead", version="1.0.0", description="Asks for briefs"))
 
 
 async def research(agent: Agent) -> int:
     """Delegate every document at once, then print the results as they come."""
-    handles = [await agent.delegate({"text": doc}, capability="summarize") for doc in DOCUMENTS]
+    handles = [await agent.delegate({"text": doc}, capability="brief") for doc in DOCUMENTS]
     failures = 0
     for handle in handles:
         task = await handle.result(within=60)
@@ -88,4 +91,9 @@ if __name__ == "__main__":
     parser.add_argument("--role", choices=["both", "summarizer", "researcher"], default="both")
     parser.add_argument("--seconds", type=float, default=120, help="give up after this long")
     args = parser.parse_args()
-    asyncio.run(main(args.role, args.seconds))
+    try:
+        asyncio.run(main(args.role, args.seconds))
+    except BusError as exc:  # no hub, say: one line, not a traceback
+        sys.exit(f"research_team: {exc}")
+    except KeyboardInterrupt:
+        pass

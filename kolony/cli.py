@@ -41,6 +41,11 @@ def _logging(level: str) -> None:
             logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def _quiet_kafka() -> None:
+    """For commands that read Kafka once: no broker is one line of ours, not aiokafka's."""
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+
+
 def _run(main: Callable[[], Any]) -> None:
     """Run a coroutine factory; turn known failures into one clear line."""
     from kolony.broker import BrokerError, JarsUnavailable
@@ -227,8 +232,10 @@ def _request(
     url = gateway_url(_settings(), url)
     try:
         response = httpx.request(method, f"{url}{path}", params=params, json=body, timeout=30)
-    except httpx.InvalidURL as exc:
-        raise click.ClickException(f"bad gateway URL {url!r}: {exc}") from None
+    except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+        raise click.ClickException(
+            f"bad gateway URL {url!r} ({exc}); give one like http://127.0.0.1:8000"
+        ) from None
     except httpx.ConnectError:
         raise click.ClickException(
             f"cannot reach the gateway at {url}: is `kolony up` running? "
@@ -314,6 +321,7 @@ def events_tail(
     """Print the last events of the agents' event log."""
     from kolony.tail import tail
 
+    _quiet_kafka()
     settings = _settings()
     _run(
         lambda: tail(

@@ -17,7 +17,7 @@ import click
 from pydantic import AwareDatetime, TypeAdapter, ValidationError
 
 from core.tasks import is_terminal
-from kolony.cli import _get, _request, _run, _settings, as_json, gateway_url, main
+from kolony.cli import _get, _quiet_kafka, _request, _run, _settings, as_json, gateway_url, main
 from schemas.a2a import TaskState
 
 _MOMENT: TypeAdapter[datetime] = TypeAdapter(AwareDatetime)
@@ -390,6 +390,7 @@ def replay(as_json: bool, until_text: str) -> None:
     from kolony.replay import replay as rebuild
 
     until = _moment(until_text)
+    _quiet_kafka()
     settings = _settings()
     result: list[Snapshot] = []
 

@@ -11,7 +11,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.abc import AbstractTokenProvider
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 from aiokafka.helpers import create_ssl_context
 
 from kolony.addresses import bootstrap_servers
@@ -111,6 +111,22 @@ async def supports_transactions(settings: Settings, within: float = 15.0) -> boo
         with contextlib.suppress(KafkaError, OSError, TimeoutError):
             await asyncio.wait_for(producer.stop(), within)
     return True
+
+
+async def start_clients(settings: Settings, *clients: Any) -> None:
+    """Start Kafka clients; no broker becomes :class:`BrokerUnavailable` saying what to do."""
+    try:
+        for client in clients:
+            await client.start()
+    except (KafkaError, OSError) as exc:
+        for client in clients:
+            with contextlib.suppress(KafkaError, OSError):
+                await client.stop()
+        why = "" if isinstance(exc, KafkaConnectionError) else f" ({exc!r})"
+        raise BrokerUnavailable(
+            f"cannot reach Kafka at {bootstrap_servers(settings)}{why}: is `kolony up` "
+            "running? (KOLONY_BOOTSTRAP_SERVERS names another Kafka)"
+        ) from None
 
 
 def faust_credentials(settings: Settings) -> Any:

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from core.directory import AgentDirectory
 from kolony.follower import partitions_of
-from kolony.kafka import client_options, consumer_options, read_backlog
+from kolony.kafka import client_options, consumer_options, read_backlog, start_clients
 from kolony.settings import Settings
 from schemas.registry import AGENT_EVENT, RegisteredAgent
 from schemas.tasks import TASK_EVENT, TaskRecord
@@ -41,8 +41,7 @@ async def replay(
     consumer = AIOKafkaConsumer(
         **consumer_options(settings), enable_auto_commit=False, auto_offset_reset="earliest"
     )
-    await producer.start()
-    await consumer.start()
+    await start_clients(settings, producer, consumer)
     try:
         partitions = await partitions_of(producer, (topics.agent_events, topics.task_events))
         consumer.assign(partitions)

@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     inbox_partitions: int = Field(default=32, ge=1, le=10_000)
     inbox_retention_ms: int = Field(default=7 * 86_400_000, ge=-1)
 
+    # Agents (the SDK): how long to keep trying to reach the hub at start; unset: until it
+    # answers (each failed attempt is logged with the reason).
+    connect_timeout: float | None = Field(default=None, gt=0)
+
     # Stream worker.
     agent_ttl: float = Field(default=60.0, gt=0, le=86_400)
     liveness_interval: float = Field(default=0.5, gt=0, le=60)

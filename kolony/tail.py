@@ -9,7 +9,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pydantic import ValidationError
 
 from kolony.follower import partitions_of
-from kolony.kafka import client_options, consumer_options, read_backlog
+from kolony.kafka import client_options, consumer_options, read_backlog, start_clients
 from kolony.settings import Settings
 from schemas.events import ANY_EVENT, AnyEvent, subject_of
 
@@ -80,8 +80,7 @@ async def tail(
 ) -> None:
     producer = AIOKafkaProducer(**client_options(settings))  # it only looks up partitions
     consumer = AIOKafkaConsumer(**consumer_options(settings), enable_auto_commit=False)
-    await producer.start()
-    await consumer.start()
+    await start_clients(settings, producer, consumer)
     try:
         # The producer's lookup waits for a topic's metadata; a consumer's cache may not
         # list a topic created moments ago.

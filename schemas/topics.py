@@ -73,6 +73,25 @@ class Topics:
             self.app_calls,
         )
 
+    def public(self) -> dict[str, str]:
+        """The topics a client may use, by role (``GET /system/info`` lists them)."""
+        roles = (
+            "agent_commands",
+            "agent_events",
+            "task_commands",
+            "task_events",
+            "message_commands",
+            "message_events",
+            "memory_commands",
+            "memory_events",
+            "app_commands",
+            "app_events",
+            "app_calls",
+            "agent_inbox",
+            "system",
+        )
+        return {role: getattr(self, role) for role in roles}
+
     @property
     def system(self) -> str:
         """Worker liveness beacons, read by gateways for ``GET /health``."""

@@ -295,3 +295,7 @@ class Hub:
 
     def broker_reachable(self) -> bool:
         return time.monotonic() - self.follower.last_fetch_at < 5.0
+
+    def ready(self) -> bool:
+        """Serving: Kafka answers, the event log is folded, and a stream worker is alive."""
+        return self.broker_reachable() and self.caught_up and bool(self.live_workers())

@@ -338,7 +338,7 @@ def build_server(hub: Hub, *, agent_id: str | None = None) -> MCPServer:
         all_tasks = hub.board.tasks()
         registered = hub.apps.apps()
         return {
-            "status": "ok" if hub.caught_up and hub.live_workers() else "degraded",
+            "status": "ok" if hub.ready() else "degraded",
             "time": datetime.now(UTC).isoformat(),
             "agents": {
                 "total": len(agents),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from core.memory import can_read
 from kolony.commands import new_envelope
-from schemas.memory import DeleteMemory, MemoryEvent, MemoryItem, SetMemory
+from schemas.memory import DeleteMemory, MemoryEvent, MemoryItem, MemoryUpdated, SetMemory
 from schemas.requests import SetMemoryRequest
 from services.hub import Hub
 from services.registry import get_agent, require_caught_up
@@ -25,9 +25,9 @@ class ReadRefused(PermissionError):
 
 async def set_value(
     hub: Hub, key: str, request: SetMemoryRequest, *, issued_by: str = "gateway"
-) -> MemoryItem:
-    """Write ``key``; a lost compare-and-set race is :class:`services.hub.Rejected` (409)
-    carrying the current version."""
+) -> tuple[MemoryItem, bool]:
+    """Write ``key``; ``(item, created)``. A lost compare-and-set race is
+    :class:`services.hub.Rejected` (409) carrying the current version."""
     if request.agent_id is not None:
         get_agent(hub, request.agent_id)
     command = SetMemory(
@@ -39,11 +39,11 @@ async def set_value(
         readers=request.readers,
         writers=request.writers,
     )
-    await hub.execute(hub.topics.memory_commands, key, command)
+    event = await hub.execute(hub.topics.memory_commands, key, command)
     item = hub.memory.get(key)
     if item is None:  # deleted again by someone else in the meantime
         raise UnknownKey(key)
-    return item
+    return item, isinstance(event, MemoryUpdated) and event.previous_version == 0
 
 
 def get_value(hub: Hub, key: str, *, agent_id: str | None = None) -> MemoryItem:

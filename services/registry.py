@@ -8,6 +8,7 @@ from core.registry import status_after_heartbeat
 from kolony.commands import new_envelope
 from schemas.a2a import AgentCard
 from schemas.registry import (
+    AgentRegistered,
     AgentStatus,
     DeregisterAgent,
     RecordHeartbeat,
@@ -34,8 +35,9 @@ async def register_agent(
     ttl_seconds: float | None = None,
     correlation_id: str | None = None,
     issued_by: str = "gateway",
-) -> RegisteredAgent:
-    """Register ``card``, or renew it: the same name and version always get the same id."""
+) -> tuple[RegisteredAgent, bool]:
+    """Register ``card``, or renew it: the same name and version always get the same id.
+    ``(agent, created)``: created is False for a renewal."""
     agent_id = agent_id_for(card.name, card.version)
     command = RegisterAgent(
         **new_envelope(issued_by, correlation_id),
@@ -43,8 +45,8 @@ async def register_agent(
         card=card,
         ttl_seconds=ttl_seconds,
     )
-    await hub.execute(hub.topics.agent_commands, agent_id, command)
-    return _require(hub, agent_id)
+    event = await hub.execute(hub.topics.agent_commands, agent_id, command)
+    return _require(hub, agent_id), isinstance(event, AgentRegistered)
 
 
 async def heartbeat(

@@ -54,7 +54,7 @@ def _me(socket: Socket) -> str:
 
 
 async def _register(socket: Socket, frame: Register) -> Any:
-    agent = await registry.register_agent(
+    agent, _ = await registry.register_agent(
         socket.hub, frame.card, ttl_seconds=frame.ttl_seconds, issued_by="websocket"
     )
     return socket.bind(agent.agent_id)
@@ -141,7 +141,8 @@ async def _memory_set(socket: Socket, frame: MemorySet) -> Any:
         raise ValueError(f"this connection writes as {me!r}, not {frame.agent_id!r}")
     fields = frame.model_dump(exclude={"type", "id", "key"}, exclude_unset=True)
     request = SetMemoryRequest.model_validate({**fields, "agent_id": me})
-    return await memory.set_value(socket.hub, frame.key, request, issued_by="websocket")
+    item, _ = await memory.set_value(socket.hub, frame.key, request, issued_by="websocket")
+    return item
 
 
 async def _memory_get(socket: Socket, frame: MemoryGet) -> Any:

@@ -45,6 +45,7 @@ from kolony.sdk.transport import Delivery, MemoryChange, Transport
 from kolony.settings import Settings
 from schemas.a2a import AgentCard, Message, Part, Role, TaskState
 from schemas.memory import MemoryItem, SubscriptionPattern, pattern_matches
+from schemas.messages import Delivery as MessageDelivery
 from schemas.messages import MessageRecord, MessageType
 from schemas.registry import (
     RegisteredAgent,
@@ -119,6 +120,11 @@ class IncomingMessage:
     @property
     def message_type(self) -> MessageType:
         return self.record.message_type
+
+    @property
+    def broadcast(self) -> bool:
+        """Sent to everyone (or to a capability), not to this agent by name."""
+        return self.record.delivery is MessageDelivery.BROADCAST
 
     @property
     def text(self) -> str:
@@ -199,6 +205,7 @@ class Agent:
         ttl_seconds: float = 30.0,
         concurrency: int = 8,
         request_timeout: float = 30.0,
+        connect_timeout: float | None = None,
     ) -> None:
         chosen = card if card is not None else type(self).card
         if chosen is None:
@@ -209,6 +216,12 @@ class Agent:
         self.agent_id = agent_id_for(self.agent_card.name, self.agent_card.version)
         self.ttl_seconds = ttl_seconds
         self.request_timeout = request_timeout
+        # None: keep trying to connect (saying why, with backoff) until the hub is there.
+        self.connect_timeout = (
+            connect_timeout
+            if connect_timeout is not None
+            else (settings or Settings()).connect_timeout
+        )
         self.registered: RegisteredAgent | None = None
         self.transport: Transport
         if url is not None:
@@ -275,7 +288,7 @@ class Agent:
     async def start(self) -> RegisteredAgent:
         """Connect, register (waiting for the hub's answer), subscribe to the memory
         patterns of ``on_memory`` handlers, and start heartbeating and handling deliveries."""
-        await self.transport.start()
+        await self.transport.start(self.connect_timeout)
         try:
             ttl = await self.transport.register(self.agent_card, self.ttl_seconds)
             now = datetime.now(UTC)
@@ -519,8 +532,9 @@ class Agent:
                 self._on_task_update(delivery.role, delivery.task)
             elif delivery.kind == "memory" and delivery.change is not None:
                 await self._on_memory(delivery.change)
-        except Exception:
-            logger.exception("a handler failed on a %s delivery", delivery.kind)
+        except Exception as exc:  # the handler's own failure: the agent carries on
+            logger.warning("the %s handler failed: %r", delivery.kind, exc)
+            logger.debug("the handler's traceback", exc_info=True)
         await self.transport.finished(delivery)
 
     async def _on_message(self, record: MessageRecord) -> None:

@@ -92,7 +92,7 @@ class BusClient:
         return self.agent_card.model_dump(mode="json", exclude_none=True)
 
     def _accept(self, response: httpx.Response) -> RegisteredAgent:
-        if response.status_code != 200:
+        if response.status_code not in (200, 201):  # 201 registered, 200 renewed
             raise BusError(f"POST /agents: {response.status_code} {_detail(response)}")
         self.registered = RegisteredAgent.model_validate(response.json())
         return self.registered

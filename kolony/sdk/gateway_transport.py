@@ -60,15 +60,17 @@ class GatewayTransport:
 
     # the connection
 
-    async def start(self) -> None:
-        """Connect (retrying with backoff for ``request_timeout`` seconds)."""
+    async def start(self, within: float | None) -> None:
+        """Connect, retrying with backoff for ``within`` seconds (None: until it works)."""
         self._first = asyncio.get_running_loop().create_future()
         self._supervisor = asyncio.create_task(self._stay_connected(), name="kolony-sdk-ws")
         try:
-            await asyncio.wait_for(asyncio.shield(self._first), self.request_timeout)
+            await asyncio.wait_for(asyncio.shield(self._first), within)
         except TimeoutError:
             await self.stop()
-            raise BusError(f"cannot reach the gateway at {self.ws_url}") from None
+            raise BusError(
+                f"cannot reach the gateway at {self.ws_url} within {within:g} s"
+            ) from None
 
     async def stop(self) -> None:
         if self._supervisor is not None:
@@ -90,7 +92,13 @@ class GatewayTransport:
                 raise
             except (OSError, WebSocketException, BusError, ValueError) as exc:
                 attempt += 1
-                logger.warning("gateway connection lost (%s); reconnecting", exc)
+                what = "lost" if self._first is not None and self._first.done() else "failed"
+                logger.warning(
+                    "connection to the gateway at %s %s (%s); trying again (is the hub running?)",
+                    self.ws_url,
+                    what,
+                    exc or type(exc).__name__,
+                )
             else:
                 attempt = 1
             finally:

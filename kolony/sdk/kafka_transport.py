@@ -48,8 +48,8 @@ class KafkaTransport:
         self.link = KafkaLink(settings, agent_id)
         self._pending: dict[int, bool] = {}  # inbox offset -> finished
 
-    async def start(self) -> None:
-        await self.link.start()
+    async def start(self, within: float | None) -> None:
+        await self.link.start(within)
 
     async def stop(self) -> None:
         await self._commit_finished()

@@ -19,12 +19,13 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaConnectionError, KafkaError
 from pydantic import BaseModel
 
 from kolony.kafka import consumer_options, producer_options, read_backlog
@@ -64,8 +65,9 @@ class KafkaLink:
 
     # lifecycle
 
-    async def start(self, within: float = 60.0) -> None:
-        """Connect (retrying with backoff for ``within`` seconds) and open the agent's inbox."""
+    async def start(self, within: float | None = 60.0) -> None:
+        """Connect (retrying with backoff for ``within`` seconds, or until it works with
+        None) and open the agent's inbox."""
         self._producer = AIOKafkaProducer(**producer_options(self.settings), linger_ms=1)
         options = consumer_options(self.settings)
         self._inbox = AIOKafkaConsumer(
@@ -75,9 +77,20 @@ class KafkaLink:
             auto_offset_reset="latest",
         )
         self._outcomes = AIOKafkaConsumer(**options, enable_auto_commit=False)
-        deadline = time.monotonic() + within
-        for client in (self._producer, self._inbox, self._outcomes):
-            await _retrying(client.start, deadline, "connect to Kafka")
+        deadline = math.inf if within is None else time.monotonic() + within
+        where = self.settings.bootstrap_servers
+        try:
+            with _quiet_connection_errors():  # reported per attempt, with the reason, below
+                for client in (self._producer, self._inbox, self._outcomes):
+                    await _retrying(
+                        client.start,
+                        deadline,
+                        f"connect to Kafka at {where}",
+                        hint="is the hub running? KOLONY_BOOTSTRAP_SERVERS names another Kafka",
+                    )
+        except BaseException:
+            await self.stop()
+            raise
         await self._open_inbox(deadline)
         self._reader = asyncio.create_task(self._read_outcomes(), name="kolony-sdk-outcomes")
 
@@ -284,9 +297,10 @@ class KafkaLink:
         return client
 
 
-async def _retrying(call: Any, deadline: float, what: str) -> Any:
+async def _retrying(call: Any, deadline: float, what: str, hint: str = "") -> Any:
     """``await call()`` until it works; Kafka errors are retried with backoff until
-    ``deadline``, then raised as :class:`BusError`."""
+    ``deadline``, then raised as :class:`BusError`. With a ``hint``, each failed attempt
+    is a warning that says why (a user is waiting); without, it is logged at info."""
     attempt = 0
     while True:
         try:
@@ -294,7 +308,27 @@ async def _retrying(call: Any, deadline: float, what: str) -> Any:
         except KafkaError as exc:
             attempt += 1
             pause = backoff(attempt)
+            why = "nothing answers there" if isinstance(exc, KafkaConnectionError) else repr(exc)
             if time.monotonic() + pause > deadline:
-                raise BusError(f"cannot {what}: {exc}") from exc
-            logger.info("cannot %s yet (%s); retrying in %.2f s", what, exc, pause)
+                raise BusError(f"cannot {what}: {why}" + (f" ({hint})" if hint else "")) from exc
+            level = logging.WARNING if hint else logging.INFO
+            logger.log(level, "cannot %s (%s); retrying in %.1f s; %s", what, why, pause, hint)
             await asyncio.sleep(pause)
+
+
+class _DropConnectionErrors(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Unable connect to")
+
+
+@contextlib.contextmanager
+def _quiet_connection_errors() -> Iterator[None]:
+    """aiokafka logs an error for every failed connection attempt, without saying what to
+    do; while the SDK retries (and says why itself), those lines are left out."""
+    quiet = _DropConnectionErrors()
+    client = logging.getLogger("aiokafka")
+    client.addFilter(quiet)
+    try:
+        yield
+    finally:
+        client.removeFilter(quiet)

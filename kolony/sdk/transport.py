@@ -44,7 +44,9 @@ class Delivery:
 
 
 class Transport(Protocol):
-    async def start(self) -> None: ...
+    async def start(self, within: float | None) -> None:
+        """Connect, retrying with backoff (and saying why) for ``within`` seconds, or for
+        as long as it takes with None; then :class:`BusError`."""
 
     async def stop(self) -> None: ...
 

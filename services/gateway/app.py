@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 import kolony
 from kolony.settings import Settings
@@ -36,7 +37,8 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
             if owned:
                 await the_hub.stop()
 
-    app = FastAPI(
+    # Swagger UI and ReDoc from the package's own files: the docs work offline.
+    app = FastAPIOffline(
         title="Kolony",
         version=kolony.__version__,
         description="Kafka-native control plane for AI agent networks",

@@ -29,7 +29,7 @@ async def register(client: httpx.AsyncClient, name: str) -> dict[str, Any]:
     """Register, retrying while the cluster elects new leaders (a 503 says: try again)."""
     for _ in range(40):
         response = await client.post("/agents", json=card(name))
-        if response.status_code == 200:
+        if response.status_code == 201:
             body: dict[str, Any] = response.json()
             return body
         assert response.status_code == 503, response.text

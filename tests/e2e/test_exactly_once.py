@@ -14,7 +14,7 @@ pytestmark = pytest.mark.kafka
 async def test_registry_under_exactly_once_processing(stack: Any, start_worker: Any) -> None:
     hub = await stack(exactly_once=True)
     first = await hub.client.post("/agents", json=card("transactional"))
-    assert first.status_code == 200, first.text + start_worker.started[0].log()[-3000:]
+    assert first.status_code == 201, first.text + start_worker.started[0].log()[-3000:]
     again = await hub.client.post("/agents", json=card("transactional"))
     assert again.json()["agent_id"] == first.json()["agent_id"]
     busy = await hub.client.put(

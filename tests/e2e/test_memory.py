@@ -25,7 +25,7 @@ async def test_compare_and_set(stack: Any) -> None:
     owner = await register(client, skilled("owner", "plan"))
 
     created = await put(client, "plan.v", value={"step": 1}, agent_id=owner, expected_version=0)
-    assert created.status_code == 200, created.text
+    assert created.status_code == 201, created.text
     assert created.json()["version"] == 1 and created.json()["acl"]["owner"] == owner
     exists = await put(client, "plan.v", value={"step": 9}, agent_id=owner, expected_version=0)
     assert exists.status_code == 409
@@ -82,7 +82,7 @@ async def test_access_control(stack: Any) -> None:
         readers=[reader],
         writers=[writer],
     )
-    assert made.status_code == 200, made.text
+    assert made.status_code == 201, made.text
 
     assert (await client.get("/memory/secret", params={"agent_id": reader})).status_code == 200
     assert (await client.get("/memory/secret", params={"agent_id": writer})).status_code == 200

@@ -30,7 +30,7 @@ async def test_register_renew_list_filter_deregister(stack: Any) -> None:
     client = hub.client
 
     first = await client.post("/agents", json=card())
-    assert first.status_code == 200, first.text
+    assert first.status_code == 201, first.text
     agent = first.json()
     assert agent["status"] == "online"
     assert agent["card"]["name"] == "summarizer"
@@ -165,7 +165,7 @@ async def test_undecodable_commands_on_kafka_are_rejected_not_fatal(stack: Any) 
     )
     # The worker is still deciding.
     ok = await hub.client.post("/agents", json=card("after-junk"))
-    assert ok.status_code == 200
+    assert ok.status_code == 201
 
 
 async def test_health_reports_broker_worker_and_read_model(stack: Any) -> None:

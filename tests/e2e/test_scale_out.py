@@ -93,7 +93,7 @@ async def test_when_a_worker_dies_the_survivor_takes_over_every_partition(
     before = ids_covering(6, "before")
     for task_id in before:
         answer = await client.post("/tasks", json={"id": task_id, "assignee_id": doer})
-        assert answer.status_code == 200, answer.text
+        assert answer.status_code == 201, answer.text
 
     victim, survivor = start_worker.started
     victim.kill()
@@ -108,4 +108,4 @@ async def test_when_a_worker_dies_the_survivor_takes_over_every_partition(
         assert done.status_code == 200, (done.text, survivor.log()[-3000:])
     for task_id in ids_covering(6, "after"):
         answer = await client.post("/tasks", json={"id": task_id, "assignee_id": doer})
-        assert answer.status_code == 200, (answer.text, survivor.log()[-3000:])
+        assert answer.status_code == 201, (answer.text, survivor.log()[-3000:])

@@ -62,7 +62,7 @@ async def run_with(hub: Any, agent_id: str, process: Any, log: Path) -> None:
         (await hub.client.post("/tasks", json={"capability": "reverse", "input": {"text": w}}))
         for w in words
     ]
-    assert all(c.status_code == 200 for c in created), [c.text for c in created]
+    assert all(c.status_code == 201 for c in created), [c.text for c in created]
     assert {c.json()["assignee_id"] for c in created} == {agent_id}
     await wait_for(
         lambda: process.poll() is not None,

@@ -55,7 +55,7 @@ async def test_research_team_delegates_by_capability(stack: Any, tmp_path: Path)
     assert "failed: ValueError: nothing to summarize" in output
     assert "done: 2 summaries, 1 failed" in output
     tasks = (await hub.client.get("/tasks", params={"limit": 10})).json()["tasks"]
-    summarizer = agent_id_for("summarizer", "1.0.0")
+    summarizer = agent_id_for("research-summarizer", "1.0.0")
     assert len(tasks) == 3 and {t["assignee_id"] for t in tasks} == {summarizer}
     assert sorted(t["status"]["state"] for t in tasks) == ["completed", "completed", "failed"]
 
@@ -115,9 +115,22 @@ async def test_librarian_catalogues_with_compare_and_set_and_answers(
             what="the memory notification",
             detail=log.read_text,
         )
+        # A broadcast nobody can answer (from the operator): read, one line, no traceback.
+        news = await client.post(
+            "/messages",
+            json={"broadcast": True, "content": "maintenance at 17:00", "message_type": "system"},
+        )
+        assert news.status_code == 201, news.text
+        await wait_for(
+            lambda: "heard from operator: maintenance at 17:00" in log.read_text(),
+            timeout=30,
+            what="the librarian to hear the broadcast",
+            detail=log.read_text,
+        )
         process.send_signal(signal.SIGTERM)
         output = await finished(process, log, 30)
         assert "librarian stopped" in output
+        assert "Traceback" not in output and "handler failed" not in output, output
     finally:
         if process.poll() is None:
             process.kill()

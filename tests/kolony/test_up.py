@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from kolony.broker import free_port
 
@@ -39,22 +43,28 @@ def wait_http(url: str, timeout: float) -> httpx.Response:
         time.sleep(0.2)
 
 
-@pytest.fixture
-def hub(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes], Path]]:
-    port = free_port()
-    log = tmp_path / "up.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "kolony", "up", "--port", str(port)],
-            env=kolony_env(
-                KOLONY_KAFKA_PORT="0",
-                KOLONY_AGENT_TTL="5",
-                KOLONY_DATA_DIR=str(tmp_path / "data"),
-            ),
+def start_up(data: Path, log: Path, port: int, *args: str, **env: str) -> subprocess.Popen[bytes]:
+    """`kolony up` as a user starts it (Kafka on a free port: tests run side by side)."""
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "kolony", "up", "--port", str(port), *args],
+            env=kolony_env(KOLONY_KAFKA_PORT="0", KOLONY_DATA_DIR=str(data), **env),
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
+
+
+def stop_up(process: subprocess.Popen[bytes], log: Path) -> None:
+    process.send_signal(signal.SIGINT)
+    assert process.wait(60) == 0, log.read_text()[-3000:]
+
+
+@pytest.fixture
+def hub(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes], Path]]:
+    port = free_port()
+    log = tmp_path / "up.log"
+    process = start_up(tmp_path / "data", log, port, KOLONY_AGENT_TTL="5")
     try:
         yield f"http://127.0.0.1:{port}", process, log
     finally:
@@ -78,7 +88,7 @@ def test_up_serves_registers_expires_and_stops_cleanly(
         "skills": [{"id": "echo", "name": "Echo", "tags": ["demo"]}],
     }
     first = httpx.post(f"{url}/agents", json=card, timeout=10)
-    assert first.status_code == 200, first.text
+    assert first.status_code == 201, first.text
     agent_id = first.json()["agent_id"]
     assert httpx.post(f"{url}/agents", json=card, timeout=10).json()["agent_id"] == agent_id
     registered = time.monotonic()
@@ -170,3 +180,109 @@ def test_client_commands_fail_with_one_clear_line() -> None:
     assert result.returncode == 1
     assert result.stderr.startswith("Error: cannot reach the gateway")
     assert "Traceback" not in result.stderr
+
+
+def test_a_hub_keeps_everything_across_a_restart_until_fresh(tmp_path: Path) -> None:
+    """Stop and start: the agent, the task and the memory key are still there (they are in
+    Kafka's log under the data directory); `--fresh` starts over."""
+    data, log, port = tmp_path / "data", tmp_path / "up.log", free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = start_up(data, log, port)
+    wait_http(f"{url}/health", timeout=90)
+    hub = json.loads((data / "hub.json").read_text())
+    assert hub["url"] == url and hub["embedded_broker"], hub
+    card = {"name": "keeper", "version": "1.0.0"}
+    created = httpx.post(f"{url}/agents", json=card, timeout=10)
+    assert created.status_code == 201, created.text
+    assert httpx.post(f"{url}/agents", json=card, timeout=10).status_code == 200  # renewal
+    agent_id = created.json()["agent_id"]
+    task = httpx.post(f"{url}/tasks", json={"title": "kept", "capability": "x"}, timeout=10)
+    assert task.status_code == 201, task.text
+    key = httpx.put(f"{url}/memory/kept.key", json={"value": [1, 2]}, timeout=10)
+    assert key.status_code == 201, key.text
+    again = httpx.put(f"{url}/memory/kept.key", json={"value": [1, 2, 3]}, timeout=10)
+    assert again.status_code == 200 and again.json()["version"] == 2, again.text
+    asyncio.run(idempotent_and_transactional_producers_work(hub["bootstrap_servers"]))
+    stop_up(process, log)
+    assert not (data / "hub.json").exists(), "a stopped hub leaves no addresses behind"
+
+    process = start_up(data, log, port)
+    try:
+        wait_http(f"{url}/health", timeout=90)
+        assert httpx.get(f"{url}/agents/{agent_id}", timeout=10).json()["card"]["name"] == "keeper"
+        assert httpx.get(f"{url}/tasks/{task.json()['id']}", timeout=10).json()["title"] == "kept"
+        assert httpx.get(f"{url}/memory/kept.key", timeout=10).json()["value"] == [1, 2, 3]
+    finally:
+        stop_up(process, log)
+
+    process = start_up(data, log, port, "--fresh")
+    try:
+        wait_http(f"{url}/health", timeout=90)
+        assert httpx.get(f"{url}/agents/{agent_id}", timeout=10).status_code == 404
+        assert httpx.get(f"{url}/memory/kept.key", timeout=10).status_code == 404
+    finally:
+        stop_up(process, log)
+    output = log.read_text()
+    assert "deleting" in output and "Traceback" not in output, output[-3000:]
+
+
+async def idempotent_and_transactional_producers_work(bootstrap: str) -> None:
+    idempotent = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
+    transactional = AIOKafkaProducer(bootstrap_servers=bootstrap, transactional_id="up-test")
+    await idempotent.start()
+    await transactional.start()
+    try:
+        await idempotent.send_and_wait("kolony.system", b"idempotent")
+        async with transactional.transaction():
+            await transactional.send("kolony.system", b"in a transaction")
+    finally:
+        await idempotent.stop()
+        await transactional.stop()
+
+
+@pytest.mark.parametrize("which", ["gateway", "kafka"])
+def test_a_taken_port_stops_up_with_one_line(tmp_path: Path, which: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        port = busy if which == "gateway" else free_port()
+        env = {"KOLONY_KAFKA_PORT": str(busy)} if which == "kafka" else {}
+        result = subprocess.run(
+            [sys.executable, "-m", "kolony", "up", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=kolony_env(KOLONY_DATA_DIR=str(tmp_path / "data"), **env),
+            check=False,
+        )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"Error: port {busy} is taken" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert ("KOLONY_PORT" if which == "gateway" else "KOLONY_KAFKA_PORT") in result.stderr
+
+
+def test_no_broker_and_bad_urls_are_one_line_each(tmp_path: Path) -> None:
+    nowhere = f"127.0.0.1:{free_port()}"
+    commands = [
+        (["events", "tail"], {"KOLONY_BOOTSTRAP_SERVERS": nowhere}, "cannot reach Kafka"),
+        (
+            ["replay", "--until", "2026-01-01T00:00:00Z"],
+            {"KOLONY_BOOTSTRAP_SERVERS": nowhere},
+            "cannot reach Kafka",
+        ),
+        (["agents", "list", "--url", "localhost:8000"], {}, "bad gateway URL"),
+        (["agents", "list"], {"KOLONY_URL": f"http://{nowhere}"}, "cannot reach the gateway"),
+    ]
+    for args, env, said in commands:
+        result = subprocess.run(
+            [sys.executable, "-m", "kolony", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=kolony_env(KOLONY_DATA_DIR=str(tmp_path / "none"), **env),
+            check=False,
+        )
+        assert result.returncode == 1, (args, result.stderr)
+        assert result.stderr.startswith(f"Error: {said}"), (args, result.stderr)
+        assert result.stderr.count("\n") == 1, (args, result.stderr)

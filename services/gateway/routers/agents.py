@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path, Query
+from fastapi import APIRouter, Body, Path, Query, Response
 from pydantic import BaseModel, ConfigDict
 
 from schemas.a2a import AgentCard
@@ -33,16 +33,21 @@ class Deleted(BaseModel):
     agent_id: str
 
 
-@router.post("", response_model=RegisteredAgent, response_model_exclude_none=True)
+@router.post("", response_model=RegisteredAgent, status_code=201, response_model_exclude_none=True)
 async def register_agent(
     hub: HubDep,
     card: AgentCard,
+    response: Response,
     ttl: Annotated[
         float | None, Query(gt=0, le=86_400, description="seconds of silence before offline")
     ] = None,
 ) -> RegisteredAgent:
-    """Register an agent, or renew it (same card name and version: same ``agent_id``)."""
-    return await registry.register_agent(hub, card, ttl_seconds=ttl)
+    """Register an agent (201), or renew it (200): the same card name and version always
+    get the same ``agent_id``, and a renewal is a heartbeat."""
+    agent, created = await registry.register_agent(hub, card, ttl_seconds=ttl)
+    if not created:
+        response.status_code = 200
+    return agent
 
 
 @router.get("", response_model=AgentList, response_model_exclude_none=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel
 
 from schemas.base import ENTITY_ID_PATTERN
@@ -38,12 +38,18 @@ class Subscriptions(BaseModel):
     subscriptions: list[str]
 
 
-@router.put("/memory/{key}", response_model=MemoryItem)
-async def set_value(hub: HubDep, key: Key, body: SetMemoryRequest) -> MemoryItem:
-    """Write a JSON value. With ``expected_version`` it is compare-and-set: a lost race
-    answers 409 with ``current_version``. Only writers may write, only the owner may
-    change ``readers``/``writers``: others get 403."""
-    return await memory.set_value(hub, key, body)
+@router.put("/memory/{key}", response_model=MemoryItem, status_code=201)
+async def set_value(
+    hub: HubDep, key: Key, body: SetMemoryRequest, response: Response
+) -> MemoryItem:
+    """Write a JSON value: 201 when the key was created, 200 when it was written again.
+    With ``expected_version`` it is compare-and-set: a lost race answers 409 with
+    ``current_version``. Only writers may write, only the owner may change
+    ``readers``/``writers``: others get 403."""
+    item, created = await memory.set_value(hub, key, body)
+    if not created:
+        response.status_code = 200
+    return item
 
 
 @router.get("/memory", response_model=MemoryList)

@@ -60,9 +60,10 @@ class Deleted(BaseModel):
     task_id: str
 
 
-@router.post("", response_model=TaskRecord, response_model_exclude_none=True)
+@router.post("", response_model=TaskRecord, status_code=201, response_model_exclude_none=True)
 async def create_task(hub: HubDep, body: CreateTask) -> TaskRecord:
-    """Create a task for an agent (``assignee_id``) or a capability; answers once decided."""
+    """Create a task for an agent (``assignee_id``) or a capability (201); answers once
+    decided. An id that exists already is a 409."""
     return await tasks.create_task(hub, tasks.new_task_from(body))
 
 
