@@ -39,6 +39,27 @@ def _logging(level: str) -> None:
     if level.upper() != "DEBUG":
         for noisy in ("faust", "mode", "aiokafka", "streams.transport", "streams.app"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
+        for name in (
+            "aiokafka",
+            "aiokafka.consumer.fetcher",
+            "aiokafka.consumer.group_coordinator",
+        ):
+            logging.getLogger(name).addFilter(_transient)
+
+
+class _Transient(logging.Filter):
+    """aiokafka logs as errors what it retries at once: a partition or the group coordinator
+    not ready yet on a cluster that has just made them (a new hub's first seconds). They
+    show with --log-level debug; anything that lasts shows in /health and the worker."""
+
+    RETRIED = ("NotLeaderForPartitionError", "GroupCoordinatorNotAvailableError")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(marker in message for marker in self.RETRIED)
+
+
+_transient = _Transient()
 
 
 def _quiet_kafka() -> None:

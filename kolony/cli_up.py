@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import sys
@@ -54,7 +55,12 @@ class LocalHub:
             + " ...",
             err=True,
         )
-        self.settings = settings.model_copy(update={"bootstrap_servers": self.broker.start()})
+        bootstrap = self.broker.start(wait=False)
+        # While Kafka starts (about a second), load what the worker and the gateway need.
+        for module in ("streams.app", "services.gateway.app"):
+            importlib.import_module(module)
+        self.broker.wait_until_listening(60)
+        self.settings = settings.model_copy(update={"bootstrap_servers": bootstrap})
         return self.settings
 
     def ready(self, settings: Settings) -> None:
@@ -73,7 +79,7 @@ class LocalHub:
             kafka = f"Apache Kafka {KAFKA_VERSION}, embedded; its log: {self.broker.log_path}"
         else:
             kafka = "external Kafka"
-        guarantee = "exactly-once" if settings.exactly_once else "at-least-once"
+        guarantee = "exactly-once" if settings.exactly_once is True else "at-least-once"
         click.echo(
             f"\nKolony {kolony.__version__} is up\n"
             f"  gateway  {url}   (API docs {url}/docs, health {url}/health)\n"

@@ -163,6 +163,9 @@ def desired_topics(settings: Settings) -> list[NewTopic]:
     compact = {"cleanup.policy": "compact"}
     inbox = {"cleanup.policy": "delete", "retention.ms": str(settings.inbox_retention_ms)}
     return [
+        # The workers' (Faust's) leader-election topic, made here so that it is in place
+        # before they start rather than created by the first of them.
+        NewTopic(f"{topics.app_id}-__assignor-__leader", 1, rf),
         NewTopic(topics.agent_commands, n, rf, topic_configs=commands),
         NewTopic(topics.agent_events, n, rf, topic_configs=events),
         NewTopic(topics.changelog(AGENTS_TABLE), n, rf, topic_configs=compact),
@@ -196,16 +199,21 @@ async def ensure_topics(settings: Settings, request_timeout: float = 30.0) -> No
     )
     try:
         await asyncio.wait_for(admin.start(), request_timeout)
-        wanted = desired_topics(settings)
-        existing = set(await admin.list_topics())
-        missing = [t for t in wanted if t.name not in existing]
-        if missing:
-            try:
-                await admin.create_topics(missing)
-                logger.info("created topics %s", ", ".join(t.name for t in missing))
-            except TopicAlreadyExistsError:
-                logger.debug("topics created concurrently by another process")
-        await _check_partitions(admin, wanted)
+        # The coordinator may have to be made (a new cluster): ask for it meanwhile.
+        coordinator = asyncio.ensure_future(_await_coordinator(admin, settings.topics.app_id))
+        try:
+            wanted = desired_topics(settings)
+            existing = set(await admin.list_topics())
+            missing = [t for t in wanted if t.name not in existing]
+            if missing:
+                try:
+                    await admin.create_topics(missing)
+                    logger.info("created topics %s", ", ".join(t.name for t in missing))
+                except TopicAlreadyExistsError:
+                    logger.debug("topics created concurrently by another process")
+            await _check_partitions(admin, wanted)
+        finally:
+            await coordinator
     except (KafkaError, OSError, TimeoutError) as exc:
         raise BrokerUnavailable(
             f"cannot provision topics on {settings.bootstrap_servers}: {exc!r}"
@@ -238,18 +246,39 @@ async def reached(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -
     return True
 
 
+async def _await_coordinator(admin: AIOKafkaAdminClient, group_id: str, wait: float = 15.0) -> None:
+    """Until the broker has a coordinator for the workers' group: on a new cluster the first
+    lookup creates Kafka's offsets topic, and the workers' clients would otherwise start by
+    retrying (and logging) until it is there."""
+    deadline = asyncio.get_running_loop().time() + wait
+    while True:
+        try:
+            await admin.find_coordinator(group_id)
+        except KafkaError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.1)
+        else:
+            return
+
+
 async def _check_partitions(
     admin: AIOKafkaAdminClient, wanted: list[NewTopic], wait: float = 15.0
 ) -> None:
-    """Fail when a topic exists with another partition count; a just-created topic may
-    briefly describe as having none, so wait until every topic shows its partitions."""
+    """Fail when a topic exists with another partition count. A just-created topic may
+    briefly describe as having no partitions, or partitions without a leader: wait until
+    every partition has one (so the clients that start next find them all in place)."""
     deadline = asyncio.get_running_loop().time() + wait
     while True:
         described = await admin.describe_topics([t.name for t in wanted])
         counts = {d["topic"]: len(d["partitions"]) for d in described if not d["error_code"]}
-        if all(counts.get(t.name) for t in wanted) or asyncio.get_running_loop().time() > deadline:
+        led = all(
+            p["leader"] >= 0 and not p["error_code"] for d in described for p in d["partitions"]
+        )
+        done = led and all(counts.get(t.name) for t in wanted)
+        if done or asyncio.get_running_loop().time() > deadline:
             break
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.1)
     for topic in wanted:
         have = counts.get(topic.name)
         if not have:

@@ -49,7 +49,7 @@ async def run(
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     await ensure_topics(settings)
-    if worker and settings.exactly_once is None:
+    if worker and settings.exactly_once == "auto":
         settings = settings.model_copy(
             update={"exactly_once": await supports_transactions(settings)}
         )

@@ -65,9 +65,13 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".kolony")
     session_timeout: float = Field(default=10.0, ge=6, le=300)
     # Faust transactions: each batch of commands is decided, published and committed
-    # atomically. Unset: on when the broker supports transactions (Kafka does; some
-    # Kafka-compatible brokers do not).
-    exactly_once: bool | None = None
+    # atomically. Off by default: measured, it costs half the worker's throughput and
+    # seconds of latency under load (docs/benchmarks.md); the deciders are effectively-once
+    # without it. "auto": on when the broker runs transactions.
+    exactly_once: bool | Literal["auto"] = False
+    # How often the worker commits what it has decided. Under exactly-once this is when a
+    # batch's events become visible to (read-committed) readers: a latency floor.
+    commit_interval: float = Field(default=1.0, gt=0, le=60)
 
     # MCP apps: the worker probes each app it owns, and lists its tools on registration
     # and now and then; the gateway's proxy holds an MCP session per (agent, app).

@@ -48,8 +48,18 @@ class KolonyWorker:
         self.app.timer(settings.beacon_interval, name=f"{settings.topic_prefix}.beacon")(
             self._beacon
         )
+        # The first beacon goes out once the tables are recovered, at once: until then the
+        # worker decides nothing, and gateways (a hub's /health) must not count it ready.
+        self._ready = False
+        self.registry.table.on_recover(self._recovered)
+
+    async def _recovered(self) -> None:
+        self._ready = True
+        await self._beacon()
 
     async def _beacon(self) -> None:
+        if not self._ready:
+            return
         beacon = WorkerBeacon(
             worker_id=self.worker_id,
             app_id=self.settings.topics.app_id,
@@ -77,10 +87,10 @@ def build_faust_app(settings: Settings) -> faust.App:
         datadir=str(settings.data_dir / "worker"),
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
-        processing_guarantee="exactly_once" if settings.exactly_once else "at_least_once",
+        processing_guarantee="exactly_once" if settings.exactly_once is True else "at_least_once",
         broker_session_timeout=settings.session_timeout,
         broker_heartbeat_interval=1.0,
-        broker_commit_interval=1.0,
+        broker_commit_interval=settings.commit_interval,
         producer_linger_ms=settings.producer_linger_ms,
         producer_max_batch_size=512 * 1024,
         producer_acks=-1,

@@ -88,7 +88,7 @@ class BatchDecider(Generic[C, E, S]):
         self._changelog = changelog.get_topic_name()
         # Records of the batch being decided, sent straight through the producer. Under
         # exactly-once they go through Faust, whose transactions must include them.
-        self._direct = not settings.exactly_once
+        self._direct = settings.exactly_once is not True
         self._outbox: list[tuple[str, bytes | None, bytes, int]] = []
         app.agent(self.commands, name=name)(self._decide_stream)
 

@@ -111,6 +111,9 @@ def hub(tmp_path: Path) -> Iterator[tuple[str, Path]]:
             assert process.poll() is None, log.read_text()
             assert time.monotonic() < deadline, "no healthy hub: " + log.read_text()[-3000:]
             time.sleep(0.2)
+        while not (data / "hub.json").exists():  # written just after /health answers
+            assert time.monotonic() < deadline, "no addresses: " + log.read_text()[-3000:]
+            time.sleep(0.05)
         yield url, data
     finally:
         process.send_signal(signal.SIGINT)

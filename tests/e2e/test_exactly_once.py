@@ -11,8 +11,11 @@ from tests.e2e.test_registry import card
 pytestmark = pytest.mark.kafka
 
 
-async def test_registry_under_exactly_once_processing(stack: Any, start_worker: Any) -> None:
-    hub = await stack(exactly_once=True)
+@pytest.mark.parametrize("mode", [True, "auto"])
+async def test_registry_under_exactly_once_processing(
+    stack: Any, start_worker: Any, mode: bool | str
+) -> None:
+    hub = await stack(exactly_once=mode)
     first = await hub.client.post("/agents", json=card("transactional"))
     assert first.status_code == 201, first.text + start_worker.started[0].log()[-3000:]
     again = await hub.client.post("/agents", json=card("transactional"))

@@ -17,6 +17,7 @@ from kolony.kafka import (
     client_options,
     ensure_topics,
     faust_credentials,
+    supports_transactions,
 )
 from kolony.settings import Settings
 
@@ -105,3 +106,12 @@ async def test_topics_have_partitions_and_cleanup_policies(kafka_broker: str) ->
     wrong = settings.model_copy(update={"partitions": 5})
     with pytest.raises(BrokerUnavailable, match="co-partitioned"):
         await ensure_topics(wrong)
+
+
+async def test_the_embedded_kafka_runs_transactions(kafka_broker: str) -> None:
+    """KOLONY_EXACTLY_ONCE=auto turns exactly-once processing on where this is true."""
+    settings = Settings(bootstrap_servers=kafka_broker, topic_prefix=f"tx{uuid.uuid4().hex[:6]}")
+    assert await supports_transactions(settings)
+    assert not await supports_transactions(
+        Settings(bootstrap_servers="127.0.0.1:1", topic_prefix="nowhere"), within=2
+    )

@@ -29,6 +29,15 @@ def kolony_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def wait_file(path: Path, timeout: float) -> str:
+    """`kolony up` writes its addresses once it is serving, just after /health answers."""
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} was not written within {timeout:g} s"
+        time.sleep(0.05)
+    return path.read_text()
+
+
 def wait_http(url: str, timeout: float) -> httpx.Response:
     deadline = time.monotonic() + timeout
     while True:
@@ -141,7 +150,7 @@ def test_the_sdk_example_runs_against_up(hub: tuple[str, subprocess.Popen[bytes]
     url, process, log = hub
     wait_http(f"{url}/health", timeout=60)
     data_dir = log.parent / "data"
-    assert str(url) in (data_dir / "hub.json").read_text()
+    assert str(url) in wait_file(data_dir / "hub.json", 10)
     example = Path(__file__).resolve().parents[2] / "examples" / "research_team.py"
     team = subprocess.run(
         [sys.executable, str(example), "--seconds", "90"],
@@ -189,7 +198,7 @@ def test_a_hub_keeps_everything_across_a_restart_until_fresh(tmp_path: Path) -> 
     url = f"http://127.0.0.1:{port}"
     process = start_up(data, log, port)
     wait_http(f"{url}/health", timeout=90)
-    hub = json.loads((data / "hub.json").read_text())
+    hub = json.loads(wait_file(data / "hub.json", 10))
     assert hub["url"] == url and hub["embedded_broker"], hub
     card = {"name": "keeper", "version": "1.0.0"}
     created = httpx.post(f"{url}/agents", json=card, timeout=10)
