@@ -97,6 +97,18 @@ async def fresh_hub(
                 process.terminate()
 
 
+class Report(dict[str, object]):
+    """The run's figures, written to bench/results/ as each arrives: a phase that fails
+    late does not lose the ones measured before it."""
+
+    def __setitem__(self, key: str, value: object) -> None:
+        super().__setitem__(key, value)
+        if "when" in self:
+            RESULTS.mkdir(exist_ok=True)
+            path = RESULTS / f"{self['when']}.json".replace(":", "-")
+            path.write_text(json.dumps(self, indent=2))
+
+
 PHASES = (
     "raw",
     "heartbeats",
@@ -130,11 +142,9 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
     )
     at_least_once = base.model_copy(update={"exactly_once": False})
     wanted = set(args.only.split(",")) if args.only else set(PHASES)
-    report: dict[str, object] = {
-        "machine": machine(),
-        "broker": kind,
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
+    report = Report(when=datetime.now(UTC).isoformat(timespec="seconds"))
+    report["machine"] = machine()
+    report["broker"] = kind
 
     def fresh(settings: Settings) -> Settings:
         return settings.model_copy(update={"topic_prefix": f"bench{uuid.uuid4().hex[:6]}"})
@@ -411,7 +421,10 @@ if __name__ == "__main__":
     parser.add_argument("--log-events", type=int, default=100_000, help="events at the restart")
     parser.add_argument("--soak-minutes", type=float, default=30.0, help="0 leaves it out")
     parser.add_argument("--only", help=f"comma-separated phases of {', '.join(PHASES)}")
-    result = asyncio.run(main(parser.parse_args()))
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{result['when']}.json".replace(":", "-")).write_text(json.dumps(result, indent=2))
+    parser.add_argument("--report", type=Path, help="print the table of a saved run and stop")
+    args = parser.parse_args()
+    if args.report:
+        print(markdown(json.loads(args.report.read_text())))
+        sys.exit(0)
+    result = asyncio.run(main(args))
     print(markdown(result))

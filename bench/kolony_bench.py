@@ -154,7 +154,11 @@ async def register_latency(
                 "skills": [{"id": "bench", "name": "Bench", "tags": ["bench"]}],
             }
             started = time.perf_counter()
-            response = await client.post("/agents", json=card)
+            try:
+                response = await client.post("/agents", json=card)
+            except httpx.HTTPError:  # counted, as a user would count it
+                failures += 1
+                return
             if response.status_code in (200, 201):  # renewed, registered
                 latencies.append((time.perf_counter() - started) * 1000)
             else:

@@ -295,3 +295,22 @@ def test_no_broker_and_bad_urls_are_one_line_each(tmp_path: Path) -> None:
         assert result.returncode == 1, (args, result.stderr)
         assert result.stderr.startswith(f"Error: {said}"), (args, result.stderr)
         assert result.stderr.count("\n") == 1, (args, result.stderr)
+
+
+def test_reset_says_what_it_deletes_and_asks(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from kolony.cli import main
+
+    data = tmp_path / "data"
+    (data / "kafka" / "data").mkdir(parents=True)
+    (data / "kafka" / "data" / "segment.log").write_bytes(b"x" * 1000)
+    runner = CliRunner()
+    env = {"KOLONY_DATA_DIR": str(data)}
+    kept = runner.invoke(main, ["reset"], input="n\n", env=env)
+    assert kept.exit_code == 1 and data.exists(), kept.output
+    assert "every agent, task, message, memory key and app" in kept.output
+    gone = runner.invoke(main, ["reset", "--yes"], env=env)
+    assert gone.exit_code == 0 and not data.exists(), gone.output
+    again = runner.invoke(main, ["reset", "--yes"], env=env)
+    assert again.exit_code == 0 and "nothing to delete" in again.output
