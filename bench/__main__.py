@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from aiokafka.admin import AIOKafkaAdminClient
 
 from bench import kolony_bench, messaging_bench, proxy_bench, raw, soak, startup
 from kolony.broker import KAFKA_VERSION, EmbeddedKafka, free_port
@@ -65,12 +66,9 @@ def wait_health(url: str, timeout: float) -> None:
 async def fresh_hub(
     base: Settings, workdir: Path, gateway: bool = False
 ) -> AsyncIterator[Settings]:
-    """A worker (and a gateway) on topics of their own: each measure starts from empty logs.
-
-    The embedded broker's fetches cost time in proportion to the record batches a partition
-    already holds (see ``raw.tail_latency_by_history``); sharing topics between phases
-    would make each phase pay for the ones before it.
-    """
+    """A worker (and a gateway) on topics of their own, deleted afterwards: each measure
+    starts from empty logs on a broker holding only what it needs, so no phase pays for the
+    ones before it."""
     settings = base.model_copy(update={"topic_prefix": f"bench{uuid.uuid4().hex[:6]}"})
     await ensure_topics(settings)
     prefix = settings.topic_prefix
@@ -95,6 +93,19 @@ async def fresh_hub(
         for process in reversed(processes):
             if process.process is not None:
                 process.terminate()
+        await drop_topics(settings.bootstrap_servers, prefix)
+
+
+async def drop_topics(bootstrap: str | None, prefix: str) -> None:
+    """Delete the topics of a phase (its own prefix, and the workers' group's topics)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        mine = [t for t in await admin.list_topics() if t.startswith((f"{prefix}.", f"{prefix}-"))]
+        if mine:
+            await admin.delete_topics(mine)
+    finally:
+        await admin.close()
 
 
 class Report(dict[str, object]):
@@ -180,9 +191,11 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
         rate, pairs = args.message_rate, args.pairs
         if "messages" in wanted:
             print(f"# 2-hop floor at {rate:g}/s over {pairs} keys", file=sys.stderr)
+            relayed = fresh(base)
             floor = await messaging_bench.relay_latency(
-                fresh(base), rate, args.seconds, pairs, workdir, hops=2
+                relayed, rate, args.seconds, pairs, workdir, hops=2
             )
+            await drop_topics(bootstrap, relayed.topic_prefix)
             report["floor_2_hops"] = {"rate_per_s": rate, "keys": pairs, **asdict(floor)}
             for mode, settings in (("exactly_once", base), ("at_least_once", at_least_once)):
                 print(
@@ -208,9 +221,11 @@ async def main(args: argparse.Namespace) -> dict[str, object]:
         if "delegation" in wanted:
             task_rate = args.task_rate
             print(f"# 4-hop floor at {task_rate:g}/s", file=sys.stderr)
+            relayed = fresh(base)
             floor = await messaging_bench.relay_latency(
-                fresh(base), task_rate, args.seconds, 1_000, workdir, hops=4
+                relayed, task_rate, args.seconds, 1_000, workdir, hops=4
             )
+            await drop_topics(bootstrap, relayed.topic_prefix)
             report["floor_4_hops"] = {"rate_per_s": task_rate, "keys": 1_000, **asdict(floor)}
             for mode, settings in (("exactly_once", base), ("at_least_once", at_least_once)):
                 print(f"# delegation round trip at {task_rate:g}/s ({mode})", file=sys.stderr)
