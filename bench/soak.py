@@ -45,7 +45,7 @@ async def soak(
     topic = settings.topics.agent_commands
 
     async def heartbeat(i: int) -> None:
-        agent_id = ids[i % agents]
+        agent_id = ids[i % len(ids)]
         command = RecordHeartbeat(
             command_id=str(uuid.uuid4()), issued_at=datetime.now(UTC), agent_id=agent_id
         )
@@ -56,6 +56,8 @@ async def soak(
     seconds = minutes * 60
     try:
         async with Delegations(settings) as tasks:
+            # The delegating pair heartbeats too (it would go offline after its TTL).
+            ids += [tasks.requester, tasks.worker]
             begin = time.perf_counter()
             await asyncio.gather(
                 paced(heartbeat_rate, seconds, heartbeat), paced(task_rate, seconds, tasks.submit)

@@ -45,6 +45,7 @@ class LogFollower:
         self.name = name
         self.max_records = max_records
         self.caught_up = asyncio.Event()
+        self.records_read = 0
         self.last_fetch_at = 0.0
         self._consumer: AIOKafkaConsumer | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -98,6 +99,7 @@ class LogFollower:
             self.last_fetch_at = time.monotonic()
             for tp, records in batches.items():
                 if records:
+                    self.records_read += len(records)
                     self.on_records(tp.topic, records)
             if not self.caught_up.is_set() and await reached(consumer, self._targets):
                 self.caught_up.set()

@@ -22,6 +22,7 @@ logger = logging.getLogger(__name__)
 
 COMMAND_RETENTION_MS = 7 * 24 * 3600 * 1000
 SYSTEM_RETENTION_MS = 3600 * 1000
+CHANGELOG_SEGMENT_BYTES = 4 * 1024 * 1024
 
 
 class BrokerUnavailable(RuntimeError):
@@ -160,7 +161,14 @@ def desired_topics(settings: Settings) -> list[NewTopic]:
     n, rf = settings.partitions, settings.replication_factor
     commands = {"cleanup.policy": "delete", "retention.ms": str(COMMAND_RETENTION_MS)}
     events = {"cleanup.policy": "delete", "retention.ms": str(settings.event_retention_ms)}
-    compact = {"cleanup.policy": "compact"}
+    # Kafka compacts only closed segments, and a segment closes at 1 GiB or after 7 days by
+    # default: a changelog would never shrink, and a worker's restart would replay every
+    # write ever made. Small segments keep it near one record per key (plus the last 4 MiB).
+    compact = {
+        "cleanup.policy": "compact",
+        "segment.bytes": str(CHANGELOG_SEGMENT_BYTES),
+        "min.cleanable.dirty.ratio": "0.25",
+    }
     inbox = {"cleanup.policy": "delete", "retention.ms": str(settings.inbox_retention_ms)}
     return [
         # The workers' (Faust's) leader-election topic, made here so that it is in place

@@ -130,8 +130,14 @@ class Hub:
                 f"cannot reach Kafka at {self.settings.bootstrap_servers}: {exc}"
             ) from exc
         self.proxy.start()
+        started = time.monotonic()
         try:
             await asyncio.wait_for(self.follower.caught_up.wait(), catch_up_timeout)
+            logger.info(
+                "read models folded from the log: %d records in %.1f s",
+                self.follower.records_read,
+                time.monotonic() - started,
+            )
         except TimeoutError:
             logger.warning(
                 "event log not folded within %.0f s; serving as it catches up", catch_up_timeout

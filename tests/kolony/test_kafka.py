@@ -96,7 +96,9 @@ async def test_topics_have_partitions_and_cleanup_policies(kafka_broker: str) ->
         for response in responses:
             for _code, _msg, _type, name, entries in response.resources:
                 configs[name] = {entry[0]: entry[1] for entry in entries}
-        assert configs[topics.changelog("agents")]["cleanup.policy"] == "compact"
+        changelog = configs[topics.changelog("agents")]
+        assert changelog["cleanup.policy"] == "compact"
+        assert changelog["segment.bytes"] == str(4 * 1024 * 1024)  # closed segments compact
         assert configs[topics.agent_events]["retention.ms"] == "-1"
         assert configs[topics.agent_commands]["cleanup.policy"] == "delete"
         described = await admin.describe_topics(names[:3])
