@@ -26,10 +26,14 @@ def three_brokers() -> Iterator[KafkaCluster]:
 
 
 async def register(client: httpx.AsyncClient, name: str) -> dict[str, Any]:
-    """Register, retrying while the cluster elects new leaders (a 503 says: try again)."""
+    """Register, retrying while the cluster elects new leaders (a 503 says: try again).
+
+    A 503 means the gateway could not confirm the command in time, not that it was
+    dropped: a retry of one that was decided meanwhile answers 200 (already registered).
+    """
     for _ in range(40):
         response = await client.post("/agents", json=card(name))
-        if response.status_code == 201:
+        if response.status_code in (200, 201):
             body: dict[str, Any] = response.json()
             return body
         assert response.status_code == 503, response.text
