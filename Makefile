@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: up test lint typecheck pytest bench schemas install install-dev clean
+.PHONY: up test lint typecheck pytest bench chaos schemas install install-dev clean
 
 $(BIN)/python:
 	@echo "creating $(VENV) with $$($(PYTHON) --version)"
@@ -42,6 +42,10 @@ typecheck: install-dev
 pytest: install-dev
 	$(BIN)/pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest ran no test: failing" >&2; exit 1; fi; exit $$rc
+
+## chaos: kill -9 the worker again and again under load, then audit the log (about 5 min)
+chaos: install-dev
+	$(BIN)/python -m bench.chaos
 
 ## bench: throughput and latency next to raw-Kafka floors (writes bench/results/)
 bench: install-dev

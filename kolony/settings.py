@@ -72,6 +72,10 @@ class Settings(BaseSettings):
     # How often the worker commits what it has decided. Under exactly-once this is when a
     # batch's events become visible to (read-committed) readers: a latency floor.
     commit_interval: float = Field(default=1.0, gt=0, le=60)
+    # After a crash, a worker taking over a partition folds the events written since the
+    # first command it re-reads, minus this margin (the clocks of the hub's machines may
+    # differ by this much), before deciding anything there (docs/design.md).
+    recovery_lookback: float = Field(default=60.0, ge=0, le=86_400)
 
     # MCP apps: the worker probes each app it owns, and lists its tools on registration
     # and now and then; the gateway's proxy holds an MCP session per (agent, app).

@@ -84,7 +84,7 @@ class AppProcessor(BatchDecider[AppCommand, AppEvent, AppEntry]):
     def decided_one(
         self,
         key: str,
-        command: AppCommand,
+        command: AppCommand | None,
         state: AppEntry,
         steps: list[tuple[AppEvent, AppEntry, AppEntry]],
         now: datetime,

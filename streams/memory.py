@@ -66,7 +66,7 @@ class MemoryProcessor(BatchDecider[MemoryCommand, MemoryEvent, MemoryEntry]):
     def decided_one(
         self,
         key: str,
-        command: MemoryCommand,
+        command: MemoryCommand | None,
         state: MemoryEntry,
         steps: list[tuple[MemoryEvent, MemoryEntry, MemoryEntry]],
         now: datetime,

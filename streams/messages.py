@@ -70,7 +70,7 @@ class MessageProcessor(BatchDecider[MessageCommand, MessageEvent, MessagingState
     def decided_one(
         self,
         key: str,
-        command: MessageCommand,
+        command: MessageCommand | None,
         state: MessagingState,
         steps: list[tuple[MessageEvent, MessagingState, MessagingState]],
         now: datetime,

@@ -83,7 +83,7 @@ class RegistryProcessor(BatchDecider[AgentCommand, AgentEvent, AgentState]):
     def decided_one(
         self,
         key: str,
-        command: AgentCommand,
+        command: AgentCommand | None,
         state: AgentState,
         steps: list[tuple[AgentEvent, AgentState, AgentState]],
         now: datetime,
@@ -114,7 +114,7 @@ class RegistryProcessor(BatchDecider[AgentCommand, AgentEvent, AgentState]):
             return
         owned = self.owned_partitions()
         for key in overdue:
-            state = self.table.get(key)
+            state = self.current(key)
             if not self.owns(key, owned) or state is None or state.agent is None:
                 self._deadlines.pop(key, None)
                 continue

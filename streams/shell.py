@@ -8,20 +8,24 @@ new state back, which Faust records in the table's changelog.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import weakref
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Generic, TypeVar
 
 import faust
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust import streams as faust_streams
 from pydantic import TypeAdapter, ValidationError
 
 from core.envelopes import rejection
+from kolony.kafka import consumer_options, read_backlog
 from kolony.settings import Settings
 from schemas.base import CommandRejected
 from streams.codec import raw_topic
@@ -32,6 +36,21 @@ logger = logging.getLogger(__name__)
 C = TypeVar("C")  # a command
 E = TypeVar("E")  # an event
 S = TypeVar("S")  # an entity's state
+
+# How many decided batches may wait for the broker before deciding pauses.
+WRITES_IN_FLIGHT = 16
+
+
+@dataclass
+class _Write(Generic[S]):
+    """A decided batch: what it sent, the states it changed, the records to ack after."""
+
+    sent: list[asyncio.Future[Any]]
+    states: dict[str, tuple[S, Any]]
+    records: Sequence[Any] = ()
+    written: asyncio.Future[None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
 
 
 class BatchDecider(Generic[C, E, S]):
@@ -90,6 +109,19 @@ class BatchDecider(Generic[C, E, S]):
         # exactly-once they go through Faust, whose transactions must include them.
         self._direct = settings.exactly_once is not True
         self._outbox: list[tuple[str, bytes | None, bytes, int]] = []
+        # Crash safety without transactions (see docs/design.md, "Deciding, crash-safe"):
+        # a decided state is read from here until its events are acknowledged, and only
+        # then written to the table and its changelog; the batch is acked after that.
+        self._pending: dict[str, S] = {}
+        self._writes: asyncio.Queue[_Write[S]] | None = None
+        self._writer: asyncio.Task[None] | None = None
+        # Partitions assigned since their log was last folded; per partition, the ids of
+        # commands whose decision the event log already holds (read while recovering).
+        self._unrecovered: set[int] = set()
+        self._in_log: dict[int, set[str]] = {}
+        self.recovered_events = 0
+        signals: Any = app  # mode's signal stubs do not describe async receivers
+        signals.on_partitions_assigned.connect(self._on_assigned)
         app.agent(self.commands, name=name)(self._decide_stream)
 
     # what subclasses provide
@@ -107,10 +139,14 @@ class BatchDecider(Generic[C, E, S]):
         raise NotImplementedError
 
     def decided_one(
-        self, key: str, command: C, state: S, steps: list[tuple[E, S, S]], now: datetime
+        self, key: str, command: C | None, state: S, steps: list[tuple[E, S, S]], now: datetime
     ) -> None:
         """Called after each command was decided, with the entity's state now, and each
-        event with the state before and after it (the events are published already)."""
+        event with the state before and after it (the events are published already).
+
+        ``command`` is None for events a crashed worker published and this one found in the
+        log while recovering: what follows from them (deliveries) may not have been sent.
+        """
 
     async def ready(self) -> None:
         """Awaited before each batch: a decider that needs more than its table waits here."""
@@ -118,32 +154,193 @@ class BatchDecider(Generic[C, E, S]):
     # the shell
 
     async def _decide_stream(self, stream: Any) -> None:
-        """Decide whatever has arrived, as one batch, then ack it.
+        """Decide whatever has arrived, as one batch; ack it once its results are durable.
 
         Iterating a Faust stream costs several event-loop turns per event, far more than
-        deciding a command; so the decider drains its channel's queue directly. Events
-        are acked only after their batch was decided, so a commit (which first flushes the
-        producer) never covers a command whose results were not sent. If deciding fails,
-        nothing is acked: the agent crashes loudly and the batch is decided again later.
+        deciding a command; so the decider drains its channel's queue directly. A batch's
+        records are acked only after everything it caused is with the broker, so a commit
+        (which first flushes the producer) never covers a command whose results were not
+        written. If deciding fails, nothing is acked: the agent crashes loudly and the
+        batch is decided again by the next worker to own its partitions.
         """
         channel = aiter(stream.channel)  # registers the subscription, as iteration would
         queue = channel.queue
         limit = self.settings.batch_max
-        while True:
-            try:
-                batch = [await queue.get()]
-            except StopAsyncIteration:
-                return  # Faust ends the channel this way when the worker stops
-            await self.ready()
-            while len(batch) < limit and not queue.empty():
-                batch.append(queue.get_nowait())
-            self.decide_batch(batch)
-            await self._send_outbox()
-            for event in batch:
-                event.ack()
+        if self._direct:
+            self._writes = asyncio.Queue(WRITES_IN_FLIGHT)
+            self._writer = asyncio.ensure_future(self._write_behind(self._writes))
+        try:
+            while True:
+                try:
+                    batch = [await queue.get()]
+                except StopAsyncIteration:
+                    return  # Faust ends the channel this way when the worker stops
+                await self.ready()
+                while len(batch) < limit and not queue.empty():
+                    batch.append(queue.get_nowait())
+                if not self._direct:
+                    self.decide_batch(batch)
+                    for event in batch:
+                        event.ack()
+                    continue
+                await self._recover(batch)
+                states = self.decide_batch(batch)
+                await self._queue_write(_Write(await self._send_outbox(), states, batch))
+        finally:
+            if self._writer is not None:
+                self._writer.cancel()
 
-    def decide_batch(self, batch: Sequence[Any]) -> None:
-        """Decide a batch of command records; synchronous, so it is atomic per batch."""
+    async def _queue_write(self, write: _Write[S]) -> None:
+        """Hand a decided batch to the writer; fail if the writer failed."""
+        writes, writer = self._writes, self._writer
+        if writes is None or writer is None:
+            raise RuntimeError("the decider's writer is not running")
+        if writer.done():
+            writer.result()  # raises what stopped it
+        put = asyncio.ensure_future(writes.put(write))
+        await asyncio.wait({put, writer}, return_when=asyncio.FIRST_COMPLETED)
+        if not put.done():
+            put.cancel()
+            writer.result()
+
+    async def _write_behind(self, writes: asyncio.Queue[_Write[S]]) -> None:
+        """In decision order: once a batch's events (and deliveries) are acknowledged,
+        write its states to the table and the changelog, then ack its records.
+
+        Events first: a worker killed in between leaves events whose states are not in the
+        changelog, and the next owner folds them in before deciding (:meth:`_recover`);
+        never states (and remembered command ids) whose events were not written.
+        """
+        while True:
+            write = await writes.get()
+            try:
+                if write.sent:
+                    await asyncio.gather(*write.sent)
+                for key, (state, record) in write.states.items():
+                    self._store(key, state, record)
+                    if self._pending.get(key) is state:
+                        del self._pending[key]
+                await self._send_outbox()
+                for record in write.records:
+                    record.ack()
+                write.written.set_result(None)
+            except BaseException as exc:
+                if not write.written.done():
+                    write.written.set_exception(exc)
+                raise
+            finally:
+                writes.task_done()
+
+    async def _drain_writes(self) -> None:
+        if self._writes is not None and self._writer is not None and not self._writer.done():
+            await self._writes.join()
+
+    async def _on_assigned(self, sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        """A new assignment: its partitions are folded from the log before deciding again."""
+        (assigned,) = args
+        topic = self.commands.get_topic_name()
+        mine = {tp.partition for tp in assigned if tp.topic == topic}
+        self._unrecovered = set(mine)
+        n = self.settings.partitions
+        self._pending = {
+            key: state
+            for key, state in self._pending.items()
+            if partition_for(key.encode(), n) in mine
+        }
+
+    async def _recover(self, batch: Sequence[Any]) -> None:
+        """Before the first command of a newly assigned partition is decided, fold into its
+        states the events a worker published but did not live to store, and note which
+        re-read commands the log shows decided already (they are not decided twice).
+
+        Everything a crashed worker left uncommitted was read by it no earlier than the
+        first command this worker now reads, so its events are no older than that command
+        (less ``recovery_lookback``, for clocks that differ).
+        """
+        if not self._unrecovered:
+            return
+        since: dict[int, float] = {}
+        record_of: dict[int, Any] = {}
+        for record in batch:
+            partition = record.message.partition
+            if partition in self._unrecovered:
+                stamp = record.message.timestamp or datetime.now(UTC).timestamp()
+                since[partition] = min(since.get(partition, stamp), stamp)
+                record_of.setdefault(partition, record)
+        if not since:
+            return
+        self._unrecovered -= since.keys()
+        await self._drain_writes()  # this worker's own writes are in the log first
+        records = await self._read_events(since)
+        for partition in since:
+            self._in_log[partition] = set()
+        changed: dict[str, tuple[S, Any]] = {}
+        steps: dict[str, list[tuple[E, S, S]]] = defaultdict(list)
+        for record in sorted(records, key=lambda r: (r.partition, r.offset)):
+            try:
+                event = self.event_adapter.validate_json(record.value)
+            except ValidationError:
+                continue
+            command_id = getattr(event, "command_id", None)
+            if command_id is not None:
+                self._in_log[record.partition].add(command_id)
+            if record.key is None or isinstance(event, CommandRejected):
+                continue
+            key = record.key.decode()
+            before = changed[key][0] if key in changed else self.current(key) or self.initial()
+            after = self.evolve(before, event)
+            if after is not before:
+                steps[key].append((event, before, after))
+                changed[key] = (after, record_of[record.partition])
+        if changed:
+            now = datetime.now(UTC)
+            self._pending.update((key, state) for key, (state, _) in changed.items())
+            for key, (state, _) in changed.items():
+                self.decided_one(key, None, state, steps[key], now)
+            await self._queue_write(_Write(await self._send_outbox(), changed))
+        self.recovered_events += sum(len(s) for s in steps.values())
+        logger.info(
+            "%s: partitions %s read from the log before deciding: %d decisions, of which "
+            "%d events were not in the table yet",
+            self.commands.get_topic_name(),
+            sorted(since),
+            sum(len(self._in_log[p]) for p in since),
+            sum(len(s) for s in steps.values()),
+        )
+
+    async def _read_events(self, since: dict[int, float]) -> list[Any]:
+        """The events of ``since``'s partitions written from each one's moment on."""
+        consumer = AIOKafkaConsumer(**consumer_options(self.settings), enable_auto_commit=False)
+        await consumer.start()
+        try:
+            topic = self.events.get_topic_name()
+            lookback = self.settings.recovery_lookback
+            starts = {
+                TopicPartition(topic, p): max(0, int((moment - lookback) * 1000))
+                for p, moment in since.items()
+            }
+            consumer.assign(list(starts))
+            found = await consumer.offsets_for_times(starts)
+            ends = await consumer.end_offsets(list(starts))
+            for tp in starts:
+                at = found.get(tp)
+                consumer.seek(tp, at.offset if at is not None else ends[tp])
+            return await read_backlog(consumer, ends)
+        finally:
+            await consumer.stop()
+
+    def current(self, key: str) -> S | None:
+        """The entity's state as decided so far (its events perhaps still on their way)."""
+        pending = self._pending.get(key)
+        return pending if pending is not None else self.table.get(key)
+
+    def decide_batch(self, batch: Sequence[Any]) -> dict[str, tuple[S, Any]]:
+        """Decide a batch of command records; synchronous, so it is atomic per batch.
+
+        Returns the states it changed (each with the record of its last command); with
+        direct sends they are pending until the writer stores them, under exactly-once
+        they are in the table already.
+        """
         now = datetime.now(UTC)
         dirty: dict[str, tuple[S, Any]] = {}
         n = self.settings.partitions
@@ -155,6 +352,8 @@ class BatchDecider(Generic[C, E, S]):
             except ValidationError as exc:
                 self.publish(raw_key, _undecodable(raw_key, exc, now), message.partition)
                 continue
+            if command.command_id in self._in_log.get(message.partition, ()):
+                continue  # decided by a worker that died before committing; in the log
             key = self.key_of(command)
             key_bytes = key.encode()
             if raw_key is not None and raw_key != key_bytes:
@@ -168,7 +367,7 @@ class BatchDecider(Generic[C, E, S]):
                 # to the partition that owns the entity, which decides it.
                 self.commands.send_soon(key=key_bytes, value=message.value, partition=owner)
                 continue
-            before = dirty[key][0] if key in dirty else self.table.get(key) or self.initial()
+            before = dirty[key][0] if key in dirty else self.current(key) or self.initial()
             steps = []
             state = before
             for event in self.decide(command, before, now):
@@ -180,8 +379,13 @@ class BatchDecider(Generic[C, E, S]):
                 dirty[key] = (state, record)
             self.decided_one(key, command, state, steps, now)
             self.decided += 1
-        for key, (state, record) in dirty.items():
-            self._write(key, state, record)
+        if self._direct:
+            self._pending.update((key, state) for key, (state, _) in dirty.items())
+        else:
+            for key, (state, record) in dirty.items():
+                with _event_context(record):
+                    self.table[key] = state
+        return dirty
 
     def publish(self, key: bytes | None, event: E | CommandRejected, partition: int) -> None:
         value = self.event_adapter.dump_json(event, exclude_none=True)
@@ -194,14 +398,10 @@ class BatchDecider(Generic[C, E, S]):
         else:
             topic.send_soon(key=key, value=value, partition=partition)
 
-    def _write(self, key: str, state: S, record: Any) -> None:
-        """Write ``state`` to the table, and to its changelog."""
-        if not self._direct:
-            with _event_context(record):
-                self.table[key] = state
-            return
-        # What Faust's ``table[key] = state`` does, with the changelog record sent through
-        # the producer directly rather than Faust's one-at-a-time buffer.
+    def _store(self, key: str, state: S, record: Any) -> None:
+        """Write ``state`` to the table, and queue it for the changelog: what Faust's
+        ``table[key] = state`` does, with the changelog record sent through the producer
+        directly rather than Faust's one-at-a-time buffer."""
         with _event_context(record):
             self.table.data[key] = state
         partition = record.message.partition
@@ -215,13 +415,14 @@ class BatchDecider(Generic[C, E, S]):
             store: Any = self.table.data
             store.set_persisted_offset(metadata.topic_partition, metadata.offset + count - 1)
 
-    async def _send_outbox(self) -> None:
-        """Hand the batch's records to the producer, as one record batch per partition
+    async def _send_outbox(self) -> list[asyncio.Future[Any]]:
+        """Hand the queued records to the producer, as one record batch per partition
         (one future per partition, not per record; nothing waits for the broker here).
         Faust flushes the producer before it commits input offsets."""
         if not self._outbox:
-            return
+            return []
         outbox, self._outbox = self._outbox, []
+        sent: list[asyncio.Future[Any]] = []
         groups: dict[tuple[str, int], list[tuple[bytes | None, bytes]]] = defaultdict(list)
         for topic, key, value, partition in outbox:
             groups[topic, partition].append((key, value))
@@ -231,15 +432,19 @@ class BatchDecider(Generic[C, E, S]):
             batch = producer.create_batch()
             for key, value in records:
                 if batch.append(timestamp=None, key=key, value=value) is None:  # full
-                    await self._submit(producer, batch, topic, partition)
+                    sent.append(await self._submit(producer, batch, topic, partition))
                     batch = producer.create_batch()
                     batch.append(timestamp=None, key=key, value=value)
-            await self._submit(producer, batch, topic, partition)
+            sent.append(await self._submit(producer, batch, topic, partition))
+        return sent
 
-    async def _submit(self, producer: Any, batch: Any, topic: str, partition: int) -> None:
-        future = await producer.send_batch(batch, topic, partition=partition)
+    async def _submit(
+        self, producer: Any, batch: Any, topic: str, partition: int
+    ) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = await producer.send_batch(batch, topic, partition=partition)
         if topic == self._changelog:
             future.add_done_callback(partial(self._persisted, batch.record_count()))
+        return future
 
     def send_command(self, key: str, command: Any) -> None:
         """Send a command of the worker's own (a timer's) to the partition that owns ``key``."""

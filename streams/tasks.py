@@ -88,7 +88,7 @@ class TaskProcessor(BatchDecider[TaskCommand, TaskEvent, TaskEntry]):
     def decided_one(
         self,
         key: str,
-        command: TaskCommand,
+        command: TaskCommand | None,
         state: TaskEntry,
         steps: list[tuple[TaskEvent, TaskEntry, TaskEntry]],
         now: datetime,

@@ -1,0 +1,491 @@
+"""``make chaos``: kill -9 the stream worker again and again under load, then audit the log.
+
+Agents speak Kafka directly (docs/protocol.md): they register, heartbeat, take the tasks
+delivered to their inbox (working, then completed), message each other and write memory,
+at a steady rate, while the worker is killed with SIGKILL and started again. A command
+counts once the broker acknowledged it (what the gateway answers a client after). Then the
+log itself is audited:
+
+- lost: an acknowledged command with no decision event (accepted or rejected);
+- duplicated: a command decided twice (two rejections, a rejection and an acceptance, or
+  the same kind of event for the same entity twice), or an entity transition (``seq``)
+  written twice;
+- stuck: a task not finished although its (live) assignee works through its inbox;
+- tables: a changelog that is not the fold of its event log.
+
+Heartbeats are part of the load but not audited: most are, by design, decided without an
+event (docs/design.md). Ends with one line:
+``chaos: <n> commands, <k> kills, <l> lost, <d> duplicated, resume p99 <s> s``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
+from pydantic import BaseModel, TypeAdapter
+
+from bench.kolony_bench import _register_directly
+from core import memory, messages, registry, tasks
+from kolony.broker import EmbeddedKafka
+from kolony.kafka import consumer_options, ensure_topics, producer_options, read_backlog
+from kolony.settings import Settings
+from schemas.a2a import Message, Part, TaskState
+from schemas.inbox import INBOX_ITEM
+from schemas.memory import MEMORY_ENTRY, MEMORY_EVENT, SetMemory
+from schemas.messages import MESSAGE_EVENT, MESSAGING_STATE, SendMessage
+from schemas.registry import AGENT_EVENT, AGENT_STATE, RecordHeartbeat
+from schemas.tasks import TASK_ENTRY, TASK_EVENT, TERMINAL_STATES, SubmitTask, UpdateTaskStatus
+from schemas.topics import AGENTS_TABLE, MEMORY_TABLE, MESSAGING_TABLE, TASKS_TABLE
+from tests.support.processes import KolonyProcess
+
+RESULTS = Path(__file__).parent / "results"
+
+
+@dataclass(frozen=True)
+class Log:
+    """One decider's event log and table, and how to fold the one into the other."""
+
+    name: str
+    events: str
+    table: str
+    event_adapter: TypeAdapter[Any]
+    state_adapter: TypeAdapter[Any]
+    decider: Any
+
+
+def logs(settings: Settings) -> list[Log]:
+    t = settings.topics
+    return [
+        Log("agents", t.agent_events, AGENTS_TABLE, AGENT_EVENT, AGENT_STATE, registry),
+        Log("tasks", t.task_events, TASKS_TABLE, TASK_EVENT, TASK_ENTRY, tasks),
+        Log(
+            "messages", t.message_events, MESSAGING_TABLE, MESSAGE_EVENT, MESSAGING_STATE, messages
+        ),
+        Log("memory", t.memory_events, MEMORY_TABLE, MEMORY_EVENT, MEMORY_ENTRY, memory),
+    ]
+
+
+async def read_topic(settings: Settings, topic: str, partitions: int) -> list[Any]:
+    """Every record of ``topic``, from its start to its current end, in partition order."""
+    consumer = AIOKafkaConsumer(**consumer_options(settings), enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        records = await read_backlog(consumer, await consumer.end_offsets(tps))
+    finally:
+        await consumer.stop()
+    return sorted(records, key=lambda r: (r.partition, r.offset))
+
+
+@dataclass
+class Audit:
+    commands: int = 0
+    lost: list[str] = field(default_factory=list)
+    duplicated: list[str] = field(default_factory=list)
+    repeated_transitions: list[str] = field(default_factory=list)
+    stuck_tasks: list[str] = field(default_factory=list)
+    table_differences: list[str] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not (
+            self.lost
+            or self.duplicated
+            or self.repeated_transitions
+            or self.stuck_tasks
+            or self.table_differences
+        )
+
+
+async def audit(settings: Settings, acknowledged: set[str], tasks_submitted: set[str]) -> Audit:
+    """Read every event log and changelog from the start and check them (see the module)."""
+    result = Audit(commands=len(acknowledged))
+    decisions: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
+    task_states: dict[str, Any] = {}
+    for log in logs(settings):
+        folded: dict[str, Any] = {}
+        transitions: Counter[tuple[str, int]] = Counter()
+        for record in await read_topic(settings, log.events, settings.partitions):
+            event = log.event_adapter.validate_json(record.value)
+            key = record.key.decode() if record.key else ""
+            if event.command_id is not None:
+                kind = "rejected" if event.type == "command.rejected" else event.type
+                decisions[event.command_id].append((log.name, key, kind))
+            if event.type == "command.rejected":
+                continue
+            transitions[key, event.seq] += 1
+            folded[key] = log.decider.evolve(folded.get(key, log.decider.initial_state()), event)
+        result.repeated_transitions += [
+            f"{log.name} {key} seq {seq} x{n}" for (key, seq), n in transitions.items() if n > 1
+        ]
+        changelog: dict[str, Any] = {}
+        topic = settings.topics.changelog(log.table)
+        for record in await read_topic(settings, topic, settings.partitions):
+            changelog[record.key.decode()] = (
+                log.state_adapter.validate_json(record.value) if record.value else None
+            )
+        for key in folded.keys() | changelog.keys():
+            if folded.get(key) != changelog.get(key):
+                result.table_differences.append(f"{log.name} {key}")
+        if log.name == "tasks":
+            task_states = folded
+    for command_id in sorted(acknowledged):
+        seen = decisions.get(command_id, [])
+        if not seen:
+            result.lost.append(command_id)
+            continue
+        kinds = Counter(seen)
+        rejected = sum(n for (_, _, kind), n in kinds.items() if kind == "rejected")
+        if any(n > 1 for n in kinds.values()) or (rejected and len(seen) > rejected):
+            result.duplicated.append(f"{command_id}: {sorted(kinds.elements())}")
+    for task_id in sorted(tasks_submitted):
+        entry = task_states.get(task_id)
+        if entry is None or entry.task is None or entry.task.status.state not in TERMINAL_STATES:
+            state = entry.task.status.state if entry and entry.task else "missing"
+            result.stuck_tasks.append(f"{task_id}: {state}")
+    return result
+
+
+def _text(text: str) -> Message:
+    return Message(role="agent", parts=[Part(text=text)], message_id=str(uuid.uuid4()))
+
+
+class Load:
+    """Agents on Kafka at a steady rate; remembers each command the broker acknowledged and
+    when each command's first decision event was seen."""
+
+    def __init__(self, settings: Settings, agents: int, rate: float, rng: random.Random) -> None:
+        self.settings = settings
+        self.rng = rng
+        self.agent_count = agents
+        self.rate = rate
+        self.agents: list[str] = []
+        self.acknowledged: set[str] = set()
+        self.acknowledged_at: dict[str, float] = {}
+        self.unacknowledged = 0
+        self.tasks: set[str] = set()
+        self.decided_at: dict[str, float] = {}
+        self._producer = AIOKafkaProducer(**producer_options(settings), linger_ms=2)
+        self._helpers: list[asyncio.Task[Any]] = []
+        self._traffic: asyncio.Task[None] | None = None
+        self._taken: set[str] = set()  # delivery ids acted upon (deliveries may repeat)
+
+    async def start(self) -> None:
+        await self._producer.start()
+        self.agents = [
+            await _register_directly(self._producer, self.settings, f"chaos-{i}", "chaos")
+            for i in range(self.agent_count)
+        ]
+        self._helpers = [
+            asyncio.create_task(self._follow_decisions()),
+            asyncio.create_task(self._work_inbox()),
+            asyncio.create_task(self._heartbeat()),
+        ]
+        self._traffic = asyncio.create_task(self._steady())
+
+    async def stop_traffic(self) -> None:
+        if self._traffic is not None:
+            self._traffic.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._traffic
+
+    async def stop(self) -> None:
+        await self.stop_traffic()
+        for helper in self._helpers:
+            helper.cancel()
+        await asyncio.gather(*self._helpers, return_exceptions=True)
+        await self._producer.stop()
+
+    def check(self) -> None:
+        """Raise what stopped a part of the load (it must not die quietly)."""
+        for task in [*self._helpers, self._traffic]:
+            if task is not None and task.done() and not task.cancelled():
+                task.result()
+
+    def decided(self) -> bool:
+        return all(c in self.decided_at for c in self.acknowledged)
+
+    def undecided(self) -> int:
+        return sum(1 for c in self.acknowledged if c not in self.decided_at)
+
+    def envelope(self) -> dict[str, Any]:
+        return {"command_id": str(uuid.uuid4()), "issued_at": datetime.now(UTC)}
+
+    async def send(self, topic: str, key: str, command: BaseModel, audited: bool = True) -> None:
+        value = command.model_dump_json(exclude_none=True).encode()
+        try:
+            await self._producer.send_and_wait(topic, value, key=key.encode())
+        except KafkaError:
+            self.unacknowledged += 1  # the client was told it failed: not a promise
+            return
+        if audited:
+            command_id: str = command.command_id  # type: ignore[attr-defined]
+            self.acknowledged.add(command_id)
+            self.acknowledged_at[command_id] = time.monotonic()
+
+    async def _steady(self) -> None:
+        topics = self.settings.topics
+        i = 0
+        began = time.monotonic()
+        while True:
+            i += 1
+            await asyncio.sleep(max(0.0, began + i / self.rate - time.monotonic()))
+            sender, other = self.rng.sample(self.agents, 2)
+            kind = i % 4
+            if kind in (0, 1):
+                task_id = f"chaos-{uuid.uuid4().hex[:12]}"
+                self.tasks.add(task_id)
+                command: BaseModel = SubmitTask(
+                    **self.envelope(),
+                    task_id=task_id,
+                    assignee_id=other,
+                    requester_id=sender,
+                    title=f"task {i}",
+                )
+                asyncio.create_task(self.send(topics.task_commands, task_id, command))
+            elif kind == 2:
+                command = SendMessage(
+                    **self.envelope(), sender_id=sender, to=(other,), message=_text(f"m{i}")
+                )
+                asyncio.create_task(self.send(topics.message_commands, sender, command))
+            else:
+                key = f"chaos.{sender}.{i % 16}"
+                command = SetMemory(**self.envelope(), key=key, value={"i": i}, agent_id=sender)
+                asyncio.create_task(self.send(topics.memory_commands, key, command))
+
+    async def _heartbeat(self) -> None:
+        while True:
+            for agent_id in self.agents:
+                beat = RecordHeartbeat(**self.envelope(), agent_id=agent_id)
+                await self.send(self.settings.topics.agent_commands, agent_id, beat, False)
+            await asyncio.sleep(2.0)
+
+    async def _follow_decisions(self) -> None:
+        consumer = AIOKafkaConsumer(**consumer_options(self.settings), enable_auto_commit=False)
+        await consumer.start()
+        try:
+            t = self.settings.topics
+            events = (t.agent_events, t.task_events, t.message_events, t.memory_events)
+            tps = [TopicPartition(e, p) for e in events for p in range(self.settings.partitions)]
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            while True:
+                for records in (await consumer.getmany(timeout_ms=200)).values():
+                    now = time.monotonic()
+                    for record in records:
+                        command_id = json.loads(record.value).get("command_id")
+                        if command_id:
+                            self.decided_at.setdefault(command_id, now)
+        finally:
+            await consumer.stop()
+
+    async def _work_inbox(self) -> None:
+        """Each agent takes the tasks delivered to it: working, then completed."""
+        consumer = AIOKafkaConsumer(**consumer_options(self.settings), enable_auto_commit=False)
+        await consumer.start()
+        mine = set(self.agents)
+        try:
+            topic = self.settings.topics.agent_inbox
+            tps = [TopicPartition(topic, p) for p in range(self.settings.inbox_partitions)]
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            while True:
+                for records in (await consumer.getmany(timeout_ms=200)).values():
+                    for record in records:
+                        item = INBOX_ITEM.validate_json(record.value)
+                        if item.type != "inbox.task_assigned" or item.delivery_id in self._taken:
+                            continue
+                        if item.agent_id not in mine:
+                            continue
+                        self._taken.add(item.delivery_id)
+                        asyncio.create_task(self._do(item.agent_id, item.task.id))
+        finally:
+            await consumer.stop()
+
+    async def _do(self, agent_id: str, task_id: str) -> None:
+        topic = self.settings.topics.task_commands
+        for state in (TaskState.WORKING, TaskState.COMPLETED):
+            update = UpdateTaskStatus(
+                **self.envelope(), task_id=task_id, state=state, agent_id=agent_id
+            )
+            await self.send(topic, task_id, update)
+
+
+@dataclass
+class ChaosReport:
+    commands: int
+    unacknowledged: int
+    kills: int
+    resume_seconds: list[float]
+    lost: int
+    duplicated: int
+    audit: dict[str, Any]
+    seconds: float
+
+    @property
+    def resume_p99(self) -> float:
+        if not self.resume_seconds:
+            return 0.0
+        ordered = sorted(self.resume_seconds)
+        return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+
+    def line(self) -> str:
+        return (
+            f"chaos: {self.commands} commands, {self.kills} kills, {self.lost} lost, "
+            f"{self.duplicated} duplicated, resume p99 {self.resume_p99:.1f} s"
+        )
+
+
+async def run(
+    base: Settings,
+    workdir: Path,
+    *,
+    kills: int,
+    agents: int = 20,
+    rate: float = 40.0,
+    between: tuple[float, float] = (2.0, 6.0),
+    down: tuple[float, float] = (0.2, 2.0),
+    drain: float = 120.0,
+    seed: int | None = None,
+    say: Any = print,
+) -> ChaosReport:
+    """Kill the worker ``kills`` times under load, then audit (see the module)."""
+    settings = base.model_copy(update={"topic_prefix": f"chaos{uuid.uuid4().hex[:6]}"})
+    await ensure_topics(settings)
+    log_path = workdir / f"{settings.topic_prefix}.worker.log"
+
+    def spawn() -> KolonyProcess:
+        return KolonyProcess(["worker", "--log-level", "info"], settings, log_path).start()
+
+    began = time.monotonic()
+    worker = spawn()
+    rng = random.Random(seed)  # noqa: S311 - timings, not secrets
+    load = Load(settings, agents, rate, rng)
+    resumes: list[float] = []
+    try:
+        await load.start()
+        await _until(lambda: len(load.decided_at) >= agents, 90, "the first worker to decide", load)
+        for k in range(kills):
+            await asyncio.sleep(rng.uniform(*between))
+            killed_at = time.monotonic()
+            worker.kill()
+            await asyncio.sleep(rng.uniform(*down))
+            restarted_at = time.monotonic()
+            worker = spawn()
+
+            await _until(
+                partial(_resumed, load, killed_at, restarted_at),
+                120,
+                f"deciding to resume after kill {k + 1}",
+                load,
+            )
+            resumes.append(_resumed(load, killed_at, restarted_at) - restarted_at)
+            say(f"kill {k + 1}/{kills}: deciding again {resumes[-1]:.1f} s after the restart")
+        await load.stop_traffic()
+        with contextlib.suppress(TimeoutError):
+            await _until(load.decided, drain, "every acknowledged command to be decided", load)
+        with contextlib.suppress(TimeoutError):
+            await _until(lambda: _all_finished(load), drain / 2, "every task to finish")
+        await load.stop()
+        result = await audit(settings, set(load.acknowledged), set(load.tasks))
+    finally:
+        with contextlib.suppress(Exception):
+            await load.stop()
+        worker.terminate(30)
+    return ChaosReport(
+        commands=result.commands,
+        unacknowledged=load.unacknowledged,
+        kills=kills,
+        resume_seconds=[round(r, 2) for r in resumes],
+        lost=len(result.lost),
+        duplicated=len(result.duplicated) + len(result.repeated_transitions),
+        audit=asdict(result),
+        seconds=round(time.monotonic() - began, 1),
+    )
+
+
+def _resumed(load: Load, killed_at: float, restarted_at: float) -> float:
+    """When the restarted worker first decided a command sent after the kill (0: not yet)."""
+    return min(
+        (
+            load.decided_at[c]
+            for c, at in load.acknowledged_at.items()
+            if at > killed_at and load.decided_at.get(c, 0.0) > restarted_at
+        ),
+        default=0.0,
+    )
+
+
+def _all_finished(load: Load) -> bool:
+    # Two status reports per task were acknowledged and decided: the load is drained.
+    return load.decided() and len(load.acknowledged) >= len(load.tasks) * 3
+
+
+async def _until(done: Any, within: float, what: str, load: Load | None = None) -> None:
+    deadline = time.monotonic() + within
+    while not done():
+        if load is not None:
+            load.check()
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.1)  # noqa: ASYNC110 - polling other processes' progress
+
+
+async def main(args: argparse.Namespace) -> int:
+    workdir = Path(tempfile.mkdtemp(prefix="kolony-chaos-"))
+    bootstrap = os.environ.get("KOLONY_BOOTSTRAP_SERVERS")
+    broker = None
+    if not bootstrap:
+        broker = EmbeddedKafka(workdir / "kafka", 0)
+        bootstrap = await asyncio.to_thread(broker.start)
+    settings = Settings(
+        bootstrap_servers=bootstrap,
+        data_dir=workdir / "data",
+        session_timeout=6,
+        beacon_interval=0.5,
+    )
+    try:
+        report = await run(
+            settings,
+            workdir,
+            kills=args.kills,
+            agents=args.agents,
+            rate=args.rate,
+            say=lambda line: print(line, file=sys.stderr),
+        )
+    finally:
+        if broker is not None:
+            await asyncio.to_thread(broker.stop)
+    RESULTS.mkdir(exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H-%M-%S")
+    (RESULTS / f"chaos-{stamp}.json").write_text(json.dumps(asdict(report), indent=2))
+    print(report.line())
+    return 0 if report.lost == 0 and report.duplicated == 0 else 1
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kills", type=int, default=24)
+    parser.add_argument("--agents", type=int, default=20)
+    parser.add_argument("--rate", type=float, default=40.0, help="commands a second")
+    parser.add_argument("--seed", type=int, default=None, help="repeat a run's timings")
+    sys.exit(asyncio.run(main(parser.parse_args())))
