@@ -12,12 +12,13 @@ from typing import Annotated, Any
 from pydantic import AwareDatetime, Field, StringConstraints, model_validator
 
 from schemas.base import Frozen
+from schemas.limits import Json
 
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 LongText = Annotated[str, StringConstraints(max_length=10_000)]
 Tag = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 Url = Annotated[str, StringConstraints(min_length=1, max_length=2_048)]
-Metadata = dict[str, Any]
+Metadata = dict[str, Json]
 
 
 class Role(StrEnum):

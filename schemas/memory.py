@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, Field, JsonValue, StringConstraints, TypeAdapter
 
 from schemas.base import CommandEnvelope, CommandRejected, EntityId, EventEnvelope, Frozen
+from schemas.limits import NonNullJson
 
 ANYONE = "*"
 """In ``readers`` or ``writers``: every agent."""
@@ -80,7 +81,7 @@ class SetMemory(CommandEnvelope):
 
     type: Literal["memory.set"] = "memory.set"
     key: MemoryKey
-    value: JsonValue
+    value: NonNullJson
     agent_id: EntityId | None = None
     expected_version: int | None = Field(default=None, ge=0)
     readers: Principals | None = Field(default=None, max_length=1_000)

@@ -11,13 +11,13 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    JsonValue,
     model_validator,
 )
 
 from schemas.a2a import Artifact, Message
 from schemas.apps import AppName, Scenario
 from schemas.base import ENTITY_ID_PATTERN
+from schemas.limits import Json, NonNullJson
 from schemas.memory import MemoryKey, Principals, SubscriptionPattern
 from schemas.messages import MAX_RECIPIENTS, MessageType
 from schemas.tasks import Capability, Priority, Reason, Retries, StateInput, TaskTtl
@@ -44,7 +44,7 @@ class CreateTask(Strict):
         default=None, validation_alias=AliasChoices("due_at", "due_date")
     )
     ttl: TaskTtl | None = Field(default=None, description="seconds until the task expires")
-    input: Any = None
+    input: Json = None
     requester_id: Id | None = Field(
         default=None, validation_alias=AliasChoices("requester_id", "creator_id", "requester")
     )
@@ -61,7 +61,7 @@ class StatusUpdate(Strict):
     state: StateInput = Field(validation_alias=AliasChoices("state", "status"))
     message: Message | Annotated[str, Field(max_length=100_000)] | None = None
     artifacts: list[Artifact] = Field(default_factory=list, max_length=64)
-    result: Any = None
+    result: Json = None
     reason: Reason | None = None
     agent_id: Id | None = Field(default=None, description="the reporting agent (the assignee)")
 
@@ -124,7 +124,7 @@ class AckRequest(Strict):
 class SetMemoryRequest(Strict):
     """``PUT /memory/{key}``: a JSON value, optionally compare-and-set, optionally an ACL."""
 
-    value: JsonValue
+    value: NonNullJson
     agent_id: Id | None = Field(default=None, description="the writing agent (default: operator)")
     expected_version: int | None = Field(
         default=None, ge=0, description="write only if the key is at this version (0: absent)"
@@ -185,6 +185,6 @@ class ExecuteRequest(Strict):
     agent_id: Id | None = Field(
         default=None, description="the calling agent: its own session with the app"
     )
-    metadata: dict[str, JsonValue] | None = Field(
+    metadata: dict[str, Json] | None = Field(
         default=None, description="passed on to the app with the caller's context"
     )

@@ -9,6 +9,7 @@ from pydantic import AwareDatetime, BeforeValidator, Field, TypeAdapter
 
 from schemas.a2a import Artifact, Message, ShortText, Task, TaskState
 from schemas.base import CommandEnvelope, CommandRejected, EntityId, EventEnvelope, Frozen
+from schemas.limits import Json
 
 TERMINAL_STATES = frozenset(
     {
@@ -101,8 +102,8 @@ class TaskRecord(Task):
     requester_id: str | None = None
     assignee_id: str | None = None
     capability: str | None = None
-    input: Any = None
-    result: Any = None
+    input: Json = None
+    result: Json = None
     max_retries: int = 0
     retries: int = 0
     created_at: AwareDatetime
@@ -127,7 +128,7 @@ class SubmitTask(CommandEnvelope):
     priority: Priority = Priority.NORMAL
     due_at: AwareDatetime | None = None
     ttl_seconds: TaskTtl | None = None
-    input: Any = None
+    input: Json = None
     initial_message: Message | None = None
     metadata: dict[str, Any] | None = None
     requester_id: EntityId | None = None
@@ -159,7 +160,7 @@ class UpdateTaskStatus(CommandEnvelope):
     state: StateInput
     message: Message | None = None
     artifacts: list[Artifact] = Field(default_factory=list, max_length=64)
-    result: Any = None
+    result: Json = None
     reason: Reason | None = None
     agent_id: EntityId | None = None
 
@@ -254,7 +255,7 @@ class TaskStatusChanged(EventEnvelope):
     previous: TaskState
     message: Message | None = None
     artifacts: list[Artifact] = Field(default_factory=list)
-    result: Any = None
+    result: Json = None
     reason: str | None = None
     agent_id: str | None = Field(default=None, description="who reported it, if an agent")
 

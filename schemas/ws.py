@@ -14,6 +14,7 @@ from pydantic import AliasChoices, AwareDatetime, Field, TypeAdapter
 
 from schemas.a2a import AgentCard, Artifact, Message
 from schemas.base import Frozen
+from schemas.limits import Json
 from schemas.memory import MemoryItem, MemoryKey
 from schemas.messages import MessageRecord
 from schemas.registry import RegisteredAgent, ReportableStatus, TtlSeconds
@@ -113,7 +114,7 @@ class TaskUpdate(Request):
     state: StateInput = Field(validation_alias=AliasChoices("state", "status"))
     message: Message | Annotated[str, Field(max_length=100_000)] | None = None
     artifacts: list[Artifact] = Field(default_factory=list, max_length=64)
-    result: Any = None
+    result: Json = None
     reason: Reason | None = None
 
 

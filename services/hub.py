@@ -13,6 +13,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from pydantic import BaseModel, ValidationError
+from pydantic_core import PydanticSerializationError
 
 from core import memory as memory_core
 from core import messages as messages_core
@@ -24,6 +25,7 @@ from kolony.settings import Settings
 from schemas.apps import APP_EVENT, AppEvent, AppRemoved
 from schemas.base import CommandRejected
 from schemas.events import AnyEvent
+from schemas.limits import check_json, describe
 from schemas.memory import MEMORY_EVENT, MemoryEvent
 from schemas.messages import MESSAGE_EVENT, MessageEvent
 from schemas.registry import (
@@ -47,6 +49,22 @@ logger = logging.getLogger(__name__)
 RECORD_LINGER_MS = 20
 
 
+def encode_command(command: BaseModel) -> bytes:
+    """``command`` as the worker will read it; :class:`CommandInvalid` if it could not."""
+    try:
+        value = command.model_dump_json(exclude_none=True).encode()
+    except (PydanticSerializationError, RecursionError, ValueError) as exc:
+        raise CommandInvalid(f"cannot be encoded: {exc}") from None
+    try:
+        check_json(value)
+        type(command).model_validate_json(value)
+    except ValidationError as exc:
+        raise CommandInvalid(describe(exc)) from None
+    except ValueError as exc:  # past the limits
+        raise CommandInvalid(f"the command is too big: {exc}") from None
+    return value
+
+
 def _delivered(topic: str, delivery: asyncio.Future[Any]) -> None:
     if not delivery.cancelled() and delivery.exception() is not None:
         logger.warning("an event for %s was not delivered: %r", topic, delivery.exception())
@@ -54,6 +72,12 @@ def _delivered(topic: str, delivery: asyncio.Future[Any]) -> None:
 
 class HubUnavailable(RuntimeError):
     """Kafka or the stream workers cannot serve the request right now (HTTP 503)."""
+
+
+class CommandInvalid(ValueError):
+    """A command the worker could not decode (HTTP 422): checked before it is published,
+    with the worker's own model and limits, so that no client waits for an answer that
+    cannot come."""
 
 
 class Rejected(Exception):
@@ -199,13 +223,10 @@ class Hub:
         """Publish ``command`` and wait until the broker has it (not for its outcome)."""
         if self._producer is None:
             raise HubUnavailable("the gateway is not connected to Kafka")
+        value = encode_command(command)
         try:
             await asyncio.wait_for(
-                self._producer.send_and_wait(
-                    topic,
-                    key=key.encode(),
-                    value=command.model_dump_json(exclude_none=True).encode(),
-                ),
+                self._producer.send_and_wait(topic, key=key.encode(), value=value),
                 self.settings.command_timeout,
             )
         except (KafkaError, TimeoutError) as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import weakref
 from collections import defaultdict
@@ -28,6 +29,7 @@ from core.envelopes import rejection
 from kolony.kafka import consumer_options, read_backlog
 from kolony.settings import Settings
 from schemas.base import CommandRejected
+from schemas.limits import check_json, describe
 from streams.codec import raw_topic
 from streams.partitioning import partition_for
 
@@ -350,7 +352,9 @@ class BatchDecider(Generic[C, E, S]):
             try:
                 command = self.command_adapter.validate_json(message.value)
             except ValidationError as exc:
-                self.publish(raw_key, _undecodable(raw_key, exc, now), message.partition)
+                self.publish(
+                    raw_key, _undecodable(raw_key, message.value, exc, now), message.partition
+                )
                 continue
             if command.command_id in self._in_log.get(message.partition, ()):
                 continue  # decided by a worker that died before committing; in the log
@@ -487,10 +491,21 @@ def _misrouted(command: Any, key: str, now: datetime, reason: str) -> CommandRej
     )
 
 
-def _undecodable(raw_key: bytes | None, exc: ValidationError, now: datetime) -> CommandRejected:
+def _undecodable(
+    raw_key: bytes | None, raw: bytes | None, exc: ValidationError, now: datetime
+) -> CommandRejected:
+    """The rejection of a record that is no command; it names the command's id where the
+    record has one, so that whoever sent it hears why."""
     entity = raw_key.decode(errors="replace") if raw_key else None
-    problems = "; ".join(
-        f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}"
-        for err in exc.errors()[:5]
-    )
-    return rejection(None, None, None, entity, now, "invalid", f"undecodable command: {problems}")
+    reason = f"undecodable command: {describe(exc)}"
+    return rejection(_command_id_in(raw), None, None, entity, now, "invalid", reason)
+
+
+def _command_id_in(raw: bytes | None) -> str | None:
+    try:
+        check_json(raw or b"")
+        document = json.loads(raw or b"")
+    except ValueError:  # not JSON, or past the limits
+        return None
+    command_id = document.get("command_id") if isinstance(document, dict) else None
+    return command_id if isinstance(command_id, str) and 0 < len(command_id) <= 128 else None

@@ -11,6 +11,7 @@ from fastapi_offline import FastAPIOffline
 import kolony
 from kolony.settings import Settings
 from services.gateway.errors import install_error_handlers
+from services.gateway.limits import BodyLimits
 from services.gateway.mcp import McpEndpoint, McpPaths
 from services.gateway.routers import agents, apps, events, memory, messages, system, tasks, ws
 from services.hub import Hub
@@ -55,6 +56,7 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
     app.include_router(apps.router)
     app.include_router(events.router)
     app.include_router(ws.router)
+    app.add_middleware(BodyLimits)
     # MCP over streamable HTTP at Kolony's address and Thronglets' (see services.mcp_tools),
     # answered before FastAPI's routing: every proxied tool call passes here.
     app.add_middleware(McpPaths, endpoint=mcp_endpoint, paths=("/mcp", "/bus/mcp"))

@@ -6,7 +6,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from services.apps import UnknownApp, UnknownTool
-from services.hub import HubUnavailable, Rejected
+from services.hub import CommandInvalid, HubUnavailable, Rejected
 from services.memory import ReadRefused, UnknownKey
 from services.messages import UnknownMessage
 from services.proxy import AppCallError, AppTimedOut, TooManySessions
@@ -20,6 +20,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Rejected)
     async def _rejected(_: Request, exc: Rejected) -> JSONResponse:
         return JSONResponse(error_body(exc), status_code=REJECTION_STATUS[exc.code])
+
+    @app.exception_handler(CommandInvalid)
+    async def _invalid(_: Request, exc: CommandInvalid) -> JSONResponse:
+        return JSONResponse({"detail": str(exc), "code": "invalid"}, status_code=422)
 
     @app.exception_handler(ReadRefused)
     async def _refused(_: Request, exc: ReadRefused) -> JSONResponse:

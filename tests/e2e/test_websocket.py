@@ -243,3 +243,29 @@ async def test_an_agent_that_reconnects_gets_what_it_missed(sockets: Any) -> Non
         timeout=10,
         what="the acks to be folded",
     )
+
+
+async def test_websocket_refusals_are_error_frames_and_the_socket_stays(sockets: Any) -> None:
+    agent = await join(sockets, "door-agent", "plan")
+    null = await agent.request("memory:set", key="k", value=None)
+    assert null["type"] == "error" and null["code"] == "invalid", null
+    deep = await agent.request("memory:set", key="k", value=_nested(36))
+    assert deep["type"] == "error" and "limit" in deep["detail"], deep
+    await agent.raw(
+        '{"type": "agent:discover", "id": 99, "x": ' + "[" * 50_000 + "]" * 50_000 + "}"
+    )
+    hostile = await wait_for(
+        lambda: [f for f in agent.frames if f["type"] == "error" and "limit" in f["detail"]],
+        timeout=10,
+        what="an error frame for the hostile frame",
+    )
+    assert hostile
+    still = await agent.request("memory:set", key="k", value={"fine": True})
+    assert still["type"] == "ack", still
+
+
+def _nested(depth: int) -> Any:
+    value: Any = "bottom"
+    for _ in range(depth):
+        value = {"deeper": value}
+    return value

@@ -179,7 +179,7 @@ def test_states_round_trip_through_the_changelog_codecs() -> None:
         },
         {"type": "task:create", "task": {"capability": "x", "priority": 4}},
         {"type": "task:update", "task_id": "t", "state": "working"},
-        {"type": "memory:set", "key": "k", "value": None, "expected_version": 0},
+        {"type": "memory:set", "key": "k", "value": {"draft": True}, "expected_version": 0},
         {"type": "memory:subscribe", "prefixes": ["a."], "keys": ["b"]},
     ],
 )
@@ -196,6 +196,7 @@ def test_client_frames_parse_and_match_their_schema(frame: dict[str, Any]) -> No
         {"type": "message:send", "to": "a", "content": "x", "broadcast": True},
         {"type": "memory:subscribe"},
         {"type": "memory:set", "key": "bad key", "value": 1},
+        {"type": "memory:set", "key": "k", "value": None},
         {"type": "task:create", "id": 1, "task": {"nope": 1}},
     ],
 )

@@ -27,6 +27,7 @@ from schemas.inbox import (
     TaskAssignedDelivery,
     TaskUpdatedDelivery,
 )
+from schemas.limits import TooDeep, TooLarge, check_json, describe
 from schemas.registry import RegisteredAgent
 from schemas.ws import (
     CLIENT_FRAME,
@@ -184,7 +185,11 @@ class Connection:
 
     async def handle(self, raw: str) -> None:
         try:
+            check_json(raw)
             parsed = json.loads(raw)
+        except (TooDeep, TooLarge) as exc:
+            self.send(ErrorFrame(code="invalid", detail=f"frame refused: {exc}"))
+            return
         except json.JSONDecodeError as exc:
             self.send(ErrorFrame(code="invalid", detail=f"not JSON: {exc}"))
             return
@@ -192,12 +197,10 @@ class Connection:
         try:
             frame = CLIENT_FRAME.validate_python(parsed)
         except ValidationError as exc:
-            detail = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or 'frame'}: {err['msg']}"
-                for err in exc.errors()[:5]
-            )
             self.send(
-                ErrorFrame(id=request_id, request=request_type, code="invalid", detail=detail)
+                ErrorFrame(
+                    id=request_id, request=request_type, code="invalid", detail=describe(exc)
+                )
             )
             return
         self.send(await self._answer(frame))
