@@ -96,6 +96,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65_535)
     command_timeout: float = Field(default=5.0, gt=0, le=120)
+    # How many recent commands' outcomes a gateway keeps to answer a retry (the same
+    # command id, or Idempotency-Key) without applying it twice.
+    remembered_outcomes: int = Field(default=10_000, ge=0, le=10_000_000)
     recent_events: int = Field(default=1_000, ge=0, le=100_000)
     # What a gateway keeps in memory; older messages and memory events are in the log only.
     message_history: int = Field(default=100_000, ge=100, le=10_000_000)

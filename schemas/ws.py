@@ -36,6 +36,11 @@ RequestId = Annotated[str | int, Field(description="yours; echoed in the answer"
 
 class Request(Strict):
     id: RequestId | None = None
+    command_id: Id | None = Field(
+        default=None,
+        description="the id of the command this request causes: a retry with the same id "
+        "is answered with the first outcome, never applied twice",
+    )
 
 
 # Client -> server

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -80,6 +81,12 @@ class CommandInvalid(ValueError):
     cannot come."""
 
 
+def _outcome(event: AnyEvent) -> AnyEvent:
+    if isinstance(event, CommandRejected):
+        raise Rejected(event)
+    return event
+
+
 class Rejected(Exception):
     """The decider refused the command; ``code`` and ``reason`` come from its rejection event."""
 
@@ -107,6 +114,9 @@ class Hub:
         self.pushes = Pushes()
         self.workers: dict[str, WorkerBeacon] = {}
         self._pending: dict[str, asyncio.Future[AnyEvent]] = {}
+        self._waiting: dict[str, int] = {}  # requests awaiting each pending command
+        # The first outcome of the latest commands: a retry with the same id gets it back.
+        self._outcomes: OrderedDict[str, AnyEvent] = OrderedDict()
         self._producer: AIOKafkaProducer | None = None
         # Observations (the proxy's call records) go through a producer of their own that
         # lingers, so that they reach the broker as a few batches rather than one each.
@@ -187,25 +197,43 @@ class Hub:
     # commands
 
     async def execute(self, topic: str, key: str, command: BaseModel) -> AnyEvent:
-        """Publish ``command`` and return the first event it caused; raise :class:`Rejected`."""
+        """Publish ``command`` and return the first event it caused; raise :class:`Rejected`.
+
+        A command whose id was decided already (a client's retry) is answered with that
+        first outcome and not published again; one still in flight is awaited, not sent
+        twice.
+        """
         command_id: str = command.command_id  # type: ignore[attr-defined]  # every command has one
-        future: asyncio.Future[AnyEvent] = asyncio.get_running_loop().create_future()
-        self._pending[command_id] = future
+        known = self._outcomes.get(command_id)
+        if known is not None:
+            return _outcome(known)
+        future = self._pending.get(command_id)
+        first = future is None
+        if future is None:
+            future = asyncio.get_running_loop().create_future()
+            self._pending[command_id] = future
+        self._waiting[command_id] = self._waiting.get(command_id, 0) + 1
         try:
-            await self.publish(topic, key, command)
+            if first:
+                await self.publish(topic, key, command)
             try:
-                event = await asyncio.wait_for(future, self.settings.command_timeout)
+                event = await asyncio.wait_for(
+                    asyncio.shield(future), self.settings.command_timeout
+                )
             except TimeoutError:
                 waited = self.settings.command_timeout
+                workers = len(self.live_workers())
                 raise HubUnavailable(
-                    f"no stream worker decided the command within {waited:g} s; "
-                    "is `kolony worker` running?"
+                    f"the command was published, but no stream worker decided it within "
+                    f"{waited:g} s ({workers} worker(s) alive); retry with the same command "
+                    "id (Idempotency-Key) to get its outcome without applying it twice"
                 ) from None
         finally:
-            self._pending.pop(command_id, None)
-        if isinstance(event, CommandRejected):
-            raise Rejected(event)
-        return event
+            self._waiting[command_id] -= 1
+            if not self._waiting[command_id]:
+                del self._waiting[command_id]
+                self._pending.pop(command_id, None)
+        return _outcome(event)
 
     async def record(self, topic: str, key: str, value: bytes) -> None:
         """Hand an observation (not a command) to the producer without waiting for the
@@ -246,7 +274,13 @@ class Hub:
                 logger.warning("skipping an undecodable event at %s@%s", topic, record.offset)
                 continue
             self.feed.append(event)
-            future = self._pending.get(getattr(event, "command_id", None) or "")
+            command_id = getattr(event, "command_id", None)
+            if command_id is None or command_id in self._outcomes:
+                continue
+            self._outcomes[command_id] = event
+            if len(self._outcomes) > self.settings.remembered_outcomes:
+                self._outcomes.popitem(last=False)
+            future = self._pending.get(command_id)
             if future is not None and not future.done():
                 future.set_result(event)
 

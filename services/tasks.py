@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from core.queries import TaskFilter, page_of, select_tasks
-from kolony.commands import new_envelope
+from kolony.commands import chosen, new_envelope
 from schemas.a2a import Artifact, Message, Part, Role, TaskState
 from schemas.requests import CreateTask
 from schemas.tasks import (
@@ -68,6 +68,9 @@ class TaskPage:
     total_size: int
 
 
+TASK_IDS = uuid.UUID("6b6f6c6f-6e79-5461-736b-000000000001")  # task ids from command ids
+
+
 def as_message(content: Message | str | None, role: Role = Role.AGENT) -> Message | None:
     """A message from plain text (the seeds send strings) or an A2A ``Message``."""
     if content is None or isinstance(content, Message):
@@ -80,7 +83,9 @@ async def create_task(hub: Hub, new: NewTask, *, issued_by: str = "gateway") -> 
     for agent_id in (new.requester_id, new.assignee_id):
         if agent_id is not None:
             get_agent(hub, agent_id)  # unknown agents are a 404, before anything is published
-    task_id = new.task_id or str(uuid.uuid4())
+    # A retried request (the same chosen command id) names the same task, never a second one.
+    retried = chosen()
+    task_id = new.task_id or str(uuid.uuid5(TASK_IDS, retried) if retried else uuid.uuid4())
     command = SubmitTask(
         **new_envelope(issued_by),
         task_id=task_id,

@@ -87,7 +87,9 @@ async def _send(socket: Socket, frame: Send) -> Any:
     me = _me(socket)
     if frame.sender_id not in (None, me):
         raise ValueError(f"this connection sends as {me!r}, not {frame.sender_id!r}")
-    fields = frame.model_dump(exclude={"type", "id"}, exclude_unset=True, by_alias=False)
+    fields = frame.model_dump(
+        exclude={"type", "id", "command_id"}, exclude_unset=True, by_alias=False
+    )
     request = SendMessageRequest.model_validate({**fields, "sender_id": me})
     return await messages.send_message(socket.hub, request, issued_by="websocket")
 
@@ -139,7 +141,7 @@ async def _memory_set(socket: Socket, frame: MemorySet) -> Any:
     me = _me(socket)
     if frame.agent_id not in (None, me):
         raise ValueError(f"this connection writes as {me!r}, not {frame.agent_id!r}")
-    fields = frame.model_dump(exclude={"type", "id", "key"}, exclude_unset=True)
+    fields = frame.model_dump(exclude={"type", "id", "command_id", "key"}, exclude_unset=True)
     request = SetMemoryRequest.model_validate({**fields, "agent_id": me})
     item, _ = await memory.set_value(socket.hub, frame.key, request, issued_by="websocket")
     return item

@@ -38,6 +38,7 @@ from pydantic import TypeAdapter
 from core.ids import agent_id_for
 from core.tasks import is_terminal
 from kolony.addresses import bootstrap_servers
+from kolony.commands import chosen_command_id
 from kolony.sdk.backoff import backoff
 from kolony.sdk.errors import BusError, Rejected
 from kolony.sdk.kafka_transport import KafkaTransport
@@ -449,10 +450,33 @@ class Agent:
         result: Any = None,
         reason: str | None = None,
     ) -> None:
-        """Report on a task this agent holds (working, input_required, completed, failed)."""
-        await self.transport.report(
-            task_id, TaskState(state), _message(message) if message else None, result, reason
-        )
+        """Report on a task this agent holds (working, input_required, completed, failed).
+
+        Returns once the hub decided the report; raises :class:`Rejected` if it refused it.
+        While the hub cannot confirm it (no worker, no connection) the report is sent again,
+        under the same command id so it is never applied twice, until it is decided: a
+        task this agent holds is never dropped silently.
+        """
+        text = _message(message) if message else None
+        command_id = str(uuid.uuid4())
+        attempt = 0
+        while True:
+            try:
+                with chosen_command_id(command_id):
+                    await self.transport.report(task_id, TaskState(state), text, result, reason)
+            except BusError as exc:
+                attempt += 1
+                delay = backoff(attempt)
+                logger.warning(
+                    "task %s: the %s report is not confirmed yet (%s); sending it again in %.1f s",
+                    task_id,
+                    TaskState(state).value,
+                    exc,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+            else:
+                return
 
     # Shared memory
 

@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import WebSocketException
 
+from kolony.commands import chosen
 from kolony.sdk.backoff import backoff
 from kolony.sdk.errors import BusError, Rejected
 from kolony.sdk.transport import Delivery, MemoryChange
@@ -310,6 +311,7 @@ class GatewayTransport:
     ) -> None:
         frame = {
             "type": "task:update",
+            "command_id": chosen(),
             "task_id": task_id,
             "state": state.value,
             "message": message.model_dump(mode="json", exclude_none=True) if message else None,

@@ -60,6 +60,10 @@ class KafkaLink:
         self._followed: set[TopicPartition] = set()
         self._follow_lock = asyncio.Lock()
         self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        # Commands whose outcome did not come in time, and the outcomes that came later: a
+        # retry with the same command id is answered by them.
+        self._unanswered: set[str] = set()
+        self._late: dict[str, dict[str, Any]] = {}
         self._partitions: dict[str, int] = {}
         self._reader: asyncio.Task[None] | None = None
 
@@ -146,20 +150,29 @@ class KafkaLink:
         :class:`Rejected`; no outcome ``within`` seconds raises :class:`BusError`."""
         command_id = str(getattr(command, "command_id"))  # noqa: B009 - every command has one
         await self._follow(await self.partition_of(events, key))
+        event = self._late.pop(command_id, None)
+        if event is None:
+            event = await self._publish_and_wait(commands, key, command, command_id, within)
+        self._unanswered.discard(command_id)
+        if event.get("type") == "command.rejected":
+            raise Rejected.of(CommandRejected.model_validate(event))
+        return event
+
+    async def _publish_and_wait(
+        self, commands: str, key: str, command: BaseModel, command_id: str, within: float
+    ) -> dict[str, Any]:
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiting[command_id] = future
         try:
             await self.publish(commands, key, command)
             try:
-                event = await asyncio.wait_for(future, within)
+                return await asyncio.wait_for(future, within)
             except TimeoutError:
+                self._unanswered.add(command_id)
                 kind = getattr(command, "type", "command")
                 raise BusError(f"no answer to {kind} within {within:g} s") from None
         finally:
             self._waiting.pop(command_id, None)
-        if event.get("type") == "command.rejected":
-            raise Rejected.of(CommandRejected.model_validate(event))
-        return event
 
     async def _follow(self, tp: TopicPartition) -> None:
         """Add ``tp`` to the outcomes consumer, positioned at its end; keep the others where
@@ -199,15 +212,19 @@ class KafkaLink:
                     self._resolve(record.value)
 
     def _resolve(self, value: bytes | None) -> None:
-        if not self._waiting or not value:
+        if not (self._waiting or self._unanswered) or not value:
             return
         try:
             event = json.loads(value)
         except ValueError:
             return
-        future = self._waiting.get(str(event.get("command_id")))
+        command_id = str(event.get("command_id"))
+        future = self._waiting.get(command_id)
         if future is not None and not future.done():
             future.set_result(event)
+        elif command_id in self._unanswered:
+            self._unanswered.discard(command_id)
+            self._late[command_id] = event
 
     # the inbox
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi_offline import FastAPIOffline
 
 import kolony
 from kolony.settings import Settings
+from services.gateway.deps import idempotency_key
 from services.gateway.errors import install_error_handlers
 from services.gateway.limits import BodyLimits
 from services.gateway.mcp import McpEndpoint, McpPaths
@@ -44,6 +45,7 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
         version=kolony.__version__,
         description="Kafka-native control plane for AI agent networks",
         lifespan=lifespan,
+        dependencies=[Depends(idempotency_key)],
     )
     app.state.hub = the_hub
     app.state.settings = settings

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 
+from kolony.commands import chosen_command_id
 from kolony.settings import Settings
+from schemas.base import ENTITY_ID_PATTERN
 from services.hub import Hub
 
 
@@ -22,3 +25,20 @@ def get_settings(request: Request) -> Settings:
 
 HubDep = Annotated[Hub, Depends(get_hub)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+async def idempotency_key(
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            pattern=ENTITY_ID_PATTERN,
+            max_length=128,
+            description="Your id for the command this request causes: repeating the request "
+            "with the same key returns the first outcome instead of applying it twice "
+            "(for the latest commands; see docs/protocol.md).",
+        ),
+    ] = None,
+) -> AsyncIterator[None]:
+    with chosen_command_id(idempotency_key):
+        yield

@@ -269,3 +269,11 @@ def _nested(depth: int) -> Any:
     for _ in range(depth):
         value = {"deeper": value}
     return value
+
+
+async def test_a_websocket_retry_with_the_same_command_id_is_answered_once(sockets: Any) -> None:
+    agent = await join(sockets, "idem-agent", "plan")
+    first = await agent.request("memory:set", key="idem", value=1, command_id="ws-write-1")
+    again = await agent.request("memory:set", key="idem", value=1, command_id="ws-write-1")
+    assert first["type"] == again["type"] == "ack", (first.get("detail"), again.get("detail"))
+    assert first["data"]["version"] == again["data"]["version"] == 1

@@ -20,6 +20,7 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, ValidationError
 
+from kolony.commands import chosen_command_id
 from schemas.inbox import (
     InboxItem,
     MemoryUpdatedDelivery,
@@ -213,7 +214,8 @@ class Connection:
 
         handler: Callable[[Connection, Any], Awaitable[Any]] = HANDLERS[frame.type]
         try:
-            data = await handler(self, frame)
+            with chosen_command_id(frame.command_id):
+                data = await handler(self, frame)
         except Rejected as exc:
             return refuse(exc.code, exc.reason, exc.current_version)
         except NOT_FOUND as exc:
