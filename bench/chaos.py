@@ -188,6 +188,8 @@ class Load:
         self._helpers: list[asyncio.Task[Any]] = []
         self._traffic: asyncio.Task[None] | None = None
         self._taken: set[str] = set()  # delivery ids acted upon (deliveries may repeat)
+        self._reports: set[asyncio.Task[None]] = set()  # agents' reports being sent
+        self.completed: set[str] = set()  # tasks whose completed report was acknowledged
 
     async def start(self) -> None:
         await self._producer.start()
@@ -208,8 +210,14 @@ class Load:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._traffic
 
-    async def stop(self) -> None:
+    async def quiesce(self) -> None:
+        """No new commands: the traffic and the agents' work stop, reports in flight are sent."""
         await self.stop_traffic()
+        self._helpers[1].cancel()  # the inbox: no task is taken any more
+        await asyncio.gather(*self._reports, return_exceptions=True)
+
+    async def stop(self) -> None:
+        await self.quiesce()
         for helper in self._helpers:
             helper.cancel()
         await asyncio.gather(*self._helpers, return_exceptions=True)
@@ -317,7 +325,9 @@ class Load:
                         if item.agent_id not in mine:
                             continue
                         self._taken.add(item.delivery_id)
-                        asyncio.create_task(self._do(item.agent_id, item.task.id))
+                        report = asyncio.create_task(self._do(item.agent_id, item.task.id))
+                        self._reports.add(report)
+                        report.add_done_callback(self._reports.discard)
         finally:
             await consumer.stop()
 
@@ -328,6 +338,7 @@ class Load:
                 **self.envelope(), task_id=task_id, state=state, agent_id=agent_id
             )
             await self.send(topic, task_id, update)
+        self.completed.add(task_id)
 
 
 @dataclass
@@ -405,6 +416,9 @@ async def run(
             await _until(load.decided, drain, "every acknowledged command to be decided", load)
         with contextlib.suppress(TimeoutError):
             await _until(lambda: _all_finished(load), drain / 2, "every task to finish")
+        await load.quiesce()
+        with contextlib.suppress(TimeoutError):
+            await _until(load.decided, drain, "the last reports to be decided")
         await load.stop()
         result = await audit(settings, set(load.acknowledged), set(load.tasks))
     finally:
@@ -436,8 +450,8 @@ def _resumed(load: Load, killed_at: float, restarted_at: float) -> float:
 
 
 def _all_finished(load: Load) -> bool:
-    # Two status reports per task were acknowledged and decided: the load is drained.
-    return load.decided() and len(load.acknowledged) >= len(load.tasks) * 3
+    """Every task's completed report was acknowledged, and every command decided."""
+    return load.completed >= load.tasks and load.decided()
 
 
 async def _until(done: Any, within: float, what: str, load: Load | None = None) -> None:

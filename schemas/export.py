@@ -11,6 +11,7 @@ from pydantic import TypeAdapter
 
 from schemas.a2a import AgentCard, Message, Task
 from schemas.apps import APP_CALL_EVENT, APP_COMMAND, APP_EVENT, App, AppEntry
+from schemas.errors import ErrorBody
 from schemas.inbox import INBOX_ITEM
 from schemas.memory import MEMORY_COMMAND, MEMORY_ENTRY, MEMORY_EVENT, MemoryItem
 from schemas.messages import MESSAGE_COMMAND, MESSAGE_EVENT, MESSAGING_STATE, MessageRecord
@@ -48,6 +49,7 @@ SCHEMAS: dict[str, TypeAdapter[Any]] = {
     "ws-client-frame": CLIENT_FRAME,
     "ws-server-frame": SERVER_FRAME,
     "worker-beacon": TypeAdapter(WorkerBeacon),
+    "error-body": TypeAdapter(ErrorBody),
 }
 
 

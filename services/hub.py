@@ -81,6 +81,13 @@ class CommandInvalid(ValueError):
     cannot come."""
 
 
+def _reused(command_id: str) -> CommandInvalid:
+    return CommandInvalid(
+        f"command id {command_id!r} (an Idempotency-Key) was used for another request "
+        "already; choose a new one for each request"
+    )
+
+
 def _outcome(event: AnyEvent) -> AnyEvent:
     if isinstance(event, CommandRejected):
         raise Rejected(event)
@@ -115,8 +122,17 @@ class Hub:
         self.workers: dict[str, WorkerBeacon] = {}
         self._pending: dict[str, asyncio.Future[AnyEvent]] = {}
         self._waiting: dict[str, int] = {}  # requests awaiting each pending command
+        self._pending_for: dict[str, tuple[str, str]] = {}  # its topic and key
         # The first outcome of the latest commands: a retry with the same id gets it back.
-        self._outcomes: OrderedDict[str, AnyEvent] = OrderedDict()
+        self._outcomes: OrderedDict[str, tuple[str, str, AnyEvent]] = OrderedDict()
+        topics = settings.topics
+        self._events_of = {
+            topics.agent_commands: topics.agent_events,
+            topics.task_commands: topics.task_events,
+            topics.message_commands: topics.message_events,
+            topics.memory_commands: topics.memory_events,
+            topics.app_commands: topics.app_events,
+        }
         self._producer: AIOKafkaProducer | None = None
         # Observations (the proxy's call records) go through a producer of their own that
         # lingers, so that they reach the broker as a few batches rather than one each.
@@ -206,12 +222,18 @@ class Hub:
         command_id: str = command.command_id  # type: ignore[attr-defined]  # every command has one
         known = self._outcomes.get(command_id)
         if known is not None:
-            return _outcome(known)
+            events, entity, event = known
+            if (events, entity) != (self._events_of.get(topic), key):
+                raise _reused(command_id)
+            return _outcome(event)
         future = self._pending.get(command_id)
         first = future is None
         if future is None:
             future = asyncio.get_running_loop().create_future()
             self._pending[command_id] = future
+            self._pending_for[command_id] = (topic, key)
+        elif self._pending_for.get(command_id) != (topic, key):
+            raise _reused(command_id)
         self._waiting[command_id] = self._waiting.get(command_id, 0) + 1
         try:
             if first:
@@ -233,6 +255,7 @@ class Hub:
             if not self._waiting[command_id]:
                 del self._waiting[command_id]
                 self._pending.pop(command_id, None)
+                self._pending_for.pop(command_id, None)
         return _outcome(event)
 
     async def record(self, topic: str, key: str, value: bytes) -> None:
@@ -277,7 +300,8 @@ class Hub:
             command_id = getattr(event, "command_id", None)
             if command_id is None or command_id in self._outcomes:
                 continue
-            self._outcomes[command_id] = event
+            entity = record.key.decode(errors="replace") if record.key else ""
+            self._outcomes[command_id] = (topic, entity, event)
             if len(self._outcomes) > self.settings.remembered_outcomes:
                 self._outcomes.popitem(last=False)
             future = self._pending.get(command_id)

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from typing import Any
 
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from schemas.errors import ErrorBody, ErrorCode
 from services.apps import UnknownApp, UnknownTool
 from services.hub import CommandInvalid, HubUnavailable, Rejected
 from services.memory import ReadRefused, UnknownKey
@@ -14,20 +19,86 @@ from services.registry import UnknownAgent
 from services.tasks import UnknownTask
 
 REJECTION_STATUS = {"invalid": 422, "not_found": 404, "conflict": 409, "forbidden": 403}
+CODE_OF_STATUS: dict[int, ErrorCode] = {
+    400: "invalid",
+    401: "forbidden",
+    403: "forbidden",
+    404: "not_found",
+    405: "invalid",
+    409: "conflict",
+    413: "too_large",
+    422: "invalid",
+    429: "busy",
+    502: "app_failed",
+    504: "app_failed",
+}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"model": ErrorBody, "description": description}
+
+
+# What each kind of route may answer besides its success (docs: the OpenAPI document).
+READ_ERRORS: dict[int | str, dict[str, Any]] = {
+    403: _error("the caller may not read this"),
+    404: _error("no such thing"),
+    422: _error("a malformed request; `errors` says which field"),
+    503: _error("Kafka or the stream workers are away; retry after `Retry-After`"),
+}
+COMMAND_ERRORS: dict[int | str, dict[str, Any]] = {
+    **READ_ERRORS,
+    403: _error("refused: not allowed (the rejection's reason)"),
+    409: _error("a conflict: the id exists, a compare-and-set lost (`current_version`)"),
+    413: _error("the request body is larger than a command may be (docs/protocol.md)"),
+    422: _error("a malformed request or one the deciders refuse as invalid"),
+    503: _error(
+        "published but not decided in time, or not published (Kafka away): retry with the "
+        "same Idempotency-Key"
+    ),
+}
+APP_ERRORS: dict[int | str, dict[str, Any]] = {
+    **COMMAND_ERRORS,
+    429: _error("too many open sessions with apps; retry after `Retry-After`"),
+    502: _error("the app failed"),
+    504: _error("the app did not answer in time"),
+}
+
+
+def body(detail: str, code: ErrorCode, **extra: Any) -> dict[str, Any]:
+    return ErrorBody(detail=detail, code=code, **extra).model_dump(mode="json", exclude_none=True)
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def _malformed(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [
+            {"loc": list(err.get("loc", ())), "msg": str(err.get("msg")), "type": err["type"]}
+            for err in exc.errors()[:20]
+        ]
+        detail = "; ".join(
+            f"{'.'.join(str(p) for p in problem['loc'])}: {problem['msg']}"
+            for problem in problems[:5]
+        )
+        return JSONResponse(body(detail, "invalid", errors=problems), status_code=422)
+
+    @app.exception_handler(HTTPException)
+    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
+        code = CODE_OF_STATUS.get(exc.status_code, "invalid")
+        return JSONResponse(
+            body(str(exc.detail), code), status_code=exc.status_code, headers=exc.headers
+        )
+
     @app.exception_handler(Rejected)
     async def _rejected(_: Request, exc: Rejected) -> JSONResponse:
         return JSONResponse(error_body(exc), status_code=REJECTION_STATUS[exc.code])
 
     @app.exception_handler(CommandInvalid)
     async def _invalid(_: Request, exc: CommandInvalid) -> JSONResponse:
-        return JSONResponse({"detail": str(exc), "code": "invalid"}, status_code=422)
+        return JSONResponse(body(str(exc), "invalid"), status_code=422)
 
     @app.exception_handler(ReadRefused)
     async def _refused(_: Request, exc: ReadRefused) -> JSONResponse:
-        return JSONResponse({"detail": str(exc), "code": "forbidden"}, status_code=403)
+        return JSONResponse(body(str(exc), "forbidden"), status_code=403)
 
     @app.exception_handler(UnknownAgent)
     @app.exception_handler(UnknownTask)
@@ -36,30 +107,25 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(UnknownApp)
     @app.exception_handler(UnknownTool)
     async def _unknown(_: Request, exc: LookupError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc), "code": "not_found"}, status_code=404)
+        return JSONResponse(body(str(exc), "not_found"), status_code=404)
 
     @app.exception_handler(AppCallError)
     async def _app_failed(_: Request, exc: AppCallError) -> JSONResponse:
         status = 504 if isinstance(exc, AppTimedOut) else 502
-        return JSONResponse({"detail": str(exc), "code": "app_failed"}, status_code=status)
+        return JSONResponse(body(str(exc), "app_failed"), status_code=status)
 
     @app.exception_handler(TooManySessions)
     async def _busy(_: Request, exc: TooManySessions) -> JSONResponse:
-        return JSONResponse(
-            {"detail": str(exc), "code": "busy"}, status_code=429, headers={"Retry-After": "1"}
-        )
+        return JSONResponse(body(str(exc), "busy"), status_code=429, headers={"Retry-After": "1"})
 
     @app.exception_handler(HubUnavailable)
     async def _unavailable(_: Request, exc: HubUnavailable) -> JSONResponse:
         return JSONResponse(
-            {"detail": str(exc), "code": "unavailable"},
+            body(str(exc), "unavailable"),
             status_code=503,
             headers={"Retry-After": "1"},
         )
 
 
-def error_body(exc: Rejected) -> dict[str, object]:
-    body: dict[str, object] = {"detail": exc.reason, "code": exc.code}
-    if exc.current_version is not None:
-        body["current_version"] = exc.current_version
-    return body
+def error_body(exc: Rejected) -> dict[str, Any]:
+    return body(exc.reason, exc.code, current_version=exc.current_version)

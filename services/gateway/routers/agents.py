@@ -12,8 +12,9 @@ from schemas.base import ENTITY_ID_PATTERN
 from schemas.registry import AgentStatus, RegisteredAgent, ReportableStatus
 from services import registry
 from services.gateway.deps import HubDep
+from services.gateway.errors import COMMAND_ERRORS
 
-router = APIRouter(prefix="/agents", tags=["agents"])
+router = APIRouter(prefix="/agents", tags=["agents"], responses=COMMAND_ERRORS)
 
 AgentId = Annotated[str, Path(min_length=1, max_length=128, pattern=ENTITY_ID_PATTERN)]
 
@@ -33,7 +34,13 @@ class Deleted(BaseModel):
     agent_id: str
 
 
-@router.post("", response_model=RegisteredAgent, status_code=201, response_model_exclude_none=True)
+@router.post(
+    "",
+    response_model=RegisteredAgent,
+    status_code=201,
+    response_model_exclude_none=True,
+    responses={200: {"model": RegisteredAgent, "description": "renewed: registered already"}},
+)
 async def register_agent(
     hub: HubDep,
     card: AgentCard,

@@ -12,8 +12,9 @@ from schemas.base import ENTITY_ID_PATTERN
 from schemas.requests import ExecuteRequest, RegisterAppRequest, UpdateAppRequest
 from services import apps
 from services.gateway.deps import HubDep
+from services.gateway.errors import APP_ERRORS
 
-router = APIRouter(prefix="/apps", tags=["apps"])
+router = APIRouter(prefix="/apps", tags=["apps"], responses=APP_ERRORS)
 
 AppId = Annotated[str, Path(min_length=1, max_length=128, pattern=ENTITY_ID_PATTERN)]
 AgentHeader = Annotated[
@@ -43,7 +44,13 @@ class Deleted(BaseModel):
     app_id: str
 
 
-@router.post("", response_model=App, status_code=201, response_model_exclude_none=True)
+@router.post(
+    "",
+    response_model=App,
+    status_code=201,
+    response_model_exclude_none=True,
+    responses={200: {"model": App, "description": "updated: an app of that name existed"}},
+)
 async def register_app(hub: HubDep, body: RegisterAppRequest, response: Response) -> App:
     """Register an MCP app (201), or update the app of that name (200). Its tools are
     listed right away; its ``health_check_url`` is probed from then on."""

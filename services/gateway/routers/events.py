@@ -11,8 +11,9 @@ from sse_starlette.sse import EventSourceResponse
 
 from schemas.events import ANY_EVENT
 from services.gateway.deps import HubDep
+from services.gateway.errors import READ_ERRORS
 
-router = APIRouter(tags=["events"])
+router = APIRouter(tags=["events"], responses=READ_ERRORS)
 
 
 @router.get("/events", response_model=None)

@@ -13,8 +13,9 @@ from schemas.memory import MemoryItem
 from schemas.requests import SetMemoryRequest, SubscribeRequest
 from services import memory, registry
 from services.gateway.deps import HubDep
+from services.gateway.errors import COMMAND_ERRORS
 
-router = APIRouter(tags=["memory"])
+router = APIRouter(tags=["memory"], responses=COMMAND_ERRORS)
 
 Key = Annotated[str, Path(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$")]
 AgentId = Annotated[str, Path(min_length=1, max_length=128, pattern=ENTITY_ID_PATTERN)]
@@ -38,7 +39,12 @@ class Subscriptions(BaseModel):
     subscriptions: list[str]
 
 
-@router.put("/memory/{key}", response_model=MemoryItem, status_code=201)
+@router.put(
+    "/memory/{key}",
+    response_model=MemoryItem,
+    status_code=201,
+    responses={200: {"model": MemoryItem, "description": "written again (the key existed)"}},
+)
 async def set_value(
     hub: HubDep, key: Key, body: SetMemoryRequest, response: Response
 ) -> MemoryItem:

@@ -12,10 +12,11 @@ from schemas.messages import MessageType
 from schemas.requests import AckRequest, SendMessageRequest
 from services import messages
 from services.gateway.deps import HubDep
+from services.gateway.errors import COMMAND_ERRORS
 from services.mail import MessageFilter
 from services.messages import MessageView
 
-router = APIRouter(tags=["messages"])
+router = APIRouter(tags=["messages"], responses=COMMAND_ERRORS)
 
 PathId = Annotated[str, Path(min_length=1, max_length=128, pattern=ENTITY_ID_PATTERN)]
 QueryId = Annotated[str | None, Query(max_length=128)]

@@ -12,8 +12,9 @@ from fastapi.responses import HTMLResponse, JSONResponse
 import kolony
 from schemas.a2a import AgentCapabilities, AgentCard, AgentInterface, AgentSkill
 from services.gateway.deps import HubDep, SettingsDep
+from services.gateway.errors import READ_ERRORS
 
-router = APIRouter(tags=["system"])
+router = APIRouter(tags=["system"], responses=READ_ERRORS)
 
 
 def hub_card(base_url: str) -> AgentCard:
@@ -95,7 +96,19 @@ async def home(request: Request, hub: HubDep, settings: SettingsDep) -> HTMLResp
     return HTMLResponse(page)
 
 
-@router.get("/health")
+HEALTH = {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}}
+
+
+@router.get(
+    "/health",
+    responses={
+        200: {"description": "ready", "content": {"application/json": {"schema": HEALTH}}},
+        503: {
+            "description": "not ready (status: degraded): the same body says what is missing",
+            "content": {"application/json": {"schema": HEALTH}},
+        },
+    },
+)
 async def health(hub: HubDep) -> JSONResponse:
     """Ready when Kafka answers, the event log is folded and a stream worker is alive."""
     workers = hub.live_workers()

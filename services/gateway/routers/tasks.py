@@ -21,8 +21,9 @@ from schemas.tasks import (
 )
 from services import tasks
 from services.gateway.deps import HubDep
+from services.gateway.errors import COMMAND_ERRORS
 
-router = APIRouter(prefix="/tasks", tags=["tasks"])
+router = APIRouter(prefix="/tasks", tags=["tasks"], responses=COMMAND_ERRORS)
 
 TaskId = Annotated[str, Path(min_length=1, max_length=128, pattern=ENTITY_ID_PATTERN)]
 HistoryLength = Annotated[
