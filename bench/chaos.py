@@ -26,6 +26,7 @@ import contextlib
 import json
 import os
 import random
+import signal
 import sys
 import tempfile
 import time
@@ -181,6 +182,8 @@ class Load:
         self.agents: list[str] = []
         self.acknowledged: set[str] = set()
         self.acknowledged_at: dict[str, float] = {}
+        self.sent_to: dict[str, tuple[str, int]] = {}  # command id -> topic, partition
+        self.offsets: dict[str, int] = {}
         self.unacknowledged = 0
         self.tasks: set[str] = set()
         self.decided_at: dict[str, float] = {}
@@ -235,18 +238,29 @@ class Load:
     def undecided(self) -> int:
         return sum(1 for c in self.acknowledged if c not in self.decided_at)
 
+    def undecided_where(self) -> dict[str, int]:
+        """Where the undecided commands wait: topic and partition, with how many."""
+        where = Counter(
+            f"{self.sent_to[c][0]}[{self.sent_to[c][1]}]"
+            for c in self.acknowledged
+            if c not in self.decided_at
+        )
+        return dict(where.most_common())
+
     def envelope(self) -> dict[str, Any]:
         return {"command_id": str(uuid.uuid4()), "issued_at": datetime.now(UTC)}
 
     async def send(self, topic: str, key: str, command: BaseModel, audited: bool = True) -> None:
         value = command.model_dump_json(exclude_none=True).encode()
         try:
-            await self._producer.send_and_wait(topic, value, key=key.encode())
+            written = await self._producer.send_and_wait(topic, value, key=key.encode())
         except KafkaError:
             self.unacknowledged += 1  # the client was told it failed: not a promise
             return
         if audited:
             command_id: str = command.command_id  # type: ignore[attr-defined]
+            self.sent_to[command_id] = (topic, written.partition)
+            self.offsets[command_id] = written.offset
             self.acknowledged.add(command_id)
             self.acknowledged_at[command_id] = time.monotonic()
 
@@ -412,14 +426,28 @@ async def run(
             resumes.append(_resumed(load, killed_at, restarted_at) - restarted_at)
             say(f"kill {k + 1}/{kills}: deciding again {resumes[-1]:.1f} s after the restart")
         await load.stop_traffic()
+        say(f"draining: {load.undecided()} of {len(load.acknowledged)} commands undecided")
         with contextlib.suppress(TimeoutError):
             await _until(load.decided, drain, "every acknowledged command to be decided", load)
         with contextlib.suppress(TimeoutError):
             await _until(lambda: _all_finished(load), drain / 2, "every task to finish")
+        say(f"tasks: {len(load.completed)} of {len(load.tasks)} completed; quiescing")
         await load.quiesce()
         with contextlib.suppress(TimeoutError):
             await _until(load.decided, drain, "the last reports to be decided")
         await load.stop()
+        say(f"auditing: {load.undecided()} of {len(load.acknowledged)} undecided")
+        if load.undecided():
+            say(f"undecided, by partition: {load.undecided_where()}")
+            sample = sorted(
+                (load.sent_to[c], load.offsets[c])
+                for c in load.acknowledged
+                if c not in load.decided_at
+            )[:20]
+            say(f"undecided, some offsets: {sample}")
+        if load.undecided() and worker.process is not None:
+            worker.process.send_signal(signal.SIGUSR1)  # the worker logs where it waits
+            await asyncio.sleep(1)
         result = await audit(settings, set(load.acknowledged), set(load.tasks))
     finally:
         with contextlib.suppress(Exception):

@@ -48,6 +48,8 @@ async def run(
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+    with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
+        loop.add_signal_handler(signal.SIGUSR1, _log_tasks)
     await ensure_topics(settings)
     if worker and settings.exactly_once == "auto":
         settings = settings.model_copy(
@@ -70,6 +72,19 @@ async def run(
             loop.remove_signal_handler(sig)
     if crashed:
         raise WorkerCrashed(f"the stream worker crashed: {crashed[0]!r}") from crashed[0]
+
+
+def _log_tasks() -> None:
+    """SIGUSR1: log where every task of this process is waiting (to see what is stuck)."""
+    for task in asyncio.all_tasks():
+        chain: list[str] = []
+        awaited: Any = task.get_coro()
+        while awaited is not None and len(chain) < 20:
+            frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
+            if frame is not None:
+                chain.append(f"{frame.f_code.co_name}:{frame.f_lineno}")
+            awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
+        logger.warning("task %s: %s", task.get_name(), " -> ".join(chain) or "(done)")
 
 
 async def _watch(app: Any, stop: asyncio.Event, crashed: list[BaseException]) -> None:

@@ -6,6 +6,7 @@ import logging
 import os
 import socket
 from datetime import UTC, datetime
+from typing import Any
 
 import faust
 
@@ -42,6 +43,10 @@ class KolonyWorker:
         self.app.task(self.view.run)
         self.processors = (self.registry, self.tasks, self.messages, self.memory, self.apps)
         commands = [p.commands.get_topic_name() for p in self.processors]
+        if settings.exactly_once is not True:
+            # The deciders read the commands the fetch skips (streams.transport, _add_gap).
+            app_settings: Any = self.app
+            app_settings.kolony_decided_topics = frozenset(commands)
         self.watchdog = Watchdog(self.app, commands)
         self.app.timer(5.0, name=f"{settings.topic_prefix}.watchdog")(self.watchdog.check)
         self.system = raw_topic(self.app, settings.topics.system, 1)

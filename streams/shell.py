@@ -18,11 +18,13 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
+from types import SimpleNamespace
 from typing import Any, Generic, TypeVar
 
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust import streams as faust_streams
+from faust.types import TP
 from pydantic import TypeAdapter, ValidationError
 
 from core.envelopes import rejection
@@ -122,6 +124,7 @@ class BatchDecider(Generic[C, E, S]):
         self._unrecovered: set[int] = set()
         self._in_log: dict[int, set[str]] = {}
         self.recovered_events = 0
+        self._next_offset: dict[int, int] = {}
         signals: Any = app  # mode's signal stubs do not describe async receivers
         signals.on_partitions_assigned.connect(self._on_assigned)
         app.agent(self.commands, name=name)(self._decide_stream)
@@ -185,6 +188,7 @@ class BatchDecider(Generic[C, E, S]):
                     for event in batch:
                         event.ack()
                     continue
+                batch = await self._fill_holes(batch)
                 await self._recover(batch)
                 states = self.decide_batch(batch)
                 await self._queue_write(_Write(await self._send_outbox(), states, batch))
@@ -243,12 +247,65 @@ class BatchDecider(Generic[C, E, S]):
         topic = self.commands.get_topic_name()
         mine = {tp.partition for tp in assigned if tp.topic == topic}
         self._unrecovered = set(mine)
+        self._next_offset.clear()
         n = self.settings.partitions
         self._pending = {
             key: state
             for key, state in self._pending.items()
             if partition_for(key.encode(), n) in mine
         }
+
+    async def _fill_holes(self, batch: list[Any]) -> list[Any]:
+        """The batch, with the commands Faust's fetch skipped before them read back in.
+
+        Faust may drop fetched messages (a rebalance clears the stream buffers while the
+        fetch goes on) and then skip their offsets; the transport no longer counts such
+        offsets as acknowledged (``streams.transport``), so they are read here, decided in
+        order with the rest, and acknowledged once written like any other.
+        """
+        holes: list[tuple[int, int, int]] = []
+        for record in batch:
+            message = record.message
+            expected = self._next_offset.get(message.partition)
+            if expected is not None and message.offset > expected:
+                holes.append((message.partition, expected, message.offset - 1))
+            if expected is None or message.offset >= expected:
+                self._next_offset[message.partition] = message.offset + 1
+        if not holes:
+            return batch
+        reread = await self._read_commands(holes)
+        logger.warning(
+            "%s: %d commands the fetch skipped were read back (offsets %s)",
+            self.commands.get_topic_name(),
+            len(reread),
+            ", ".join(f"[{p}] {a}..{b}" for p, a, b in holes),
+        )
+        return sorted([*batch, *reread], key=lambda r: (r.message.partition, r.message.offset))
+
+    async def _read_commands(self, holes: list[tuple[int, int, int]]) -> list[Any]:
+        topic = self.commands.get_topic_name()
+        consumer = AIOKafkaConsumer(**consumer_options(self.settings), enable_auto_commit=False)
+        await consumer.start()
+        try:
+            ends: dict[TopicPartition, int] = {}
+            starts: dict[TopicPartition, int] = {}
+            for partition, first, last in holes:
+                tp = TopicPartition(topic, partition)
+                starts[tp] = min(starts.get(tp, first), first)
+                ends[tp] = max(ends.get(tp, last + 1), last + 1)
+            consumer.assign(list(ends))
+            for tp, first in starts.items():
+                consumer.seek(tp, first)
+            records = await read_backlog(consumer, ends)
+        finally:
+            await consumer.stop()
+        wanted = {(p, o) for p, first, last in holes for o in range(first, last + 1)}
+        found = [r for r in records if (r.partition, r.offset) in wanted]
+        faust_consumer: Any = self.app.consumer  # streams.transport's
+        acknowledge = faust_consumer.acknowledge_range
+        for partition, offset in wanted - {(r.partition, r.offset) for r in found}:
+            await acknowledge(TP(topic, partition), offset, offset)  # markers: no command
+        return [_Reread.of(record, acknowledge) for record in found]
 
     async def _recover(self, batch: Sequence[Any]) -> None:
         """Before the first command of a newly assigned partition is decided, fold into its
@@ -357,7 +414,15 @@ class BatchDecider(Generic[C, E, S]):
                 )
                 continue
             if command.command_id in self._in_log.get(message.partition, ()):
-                continue  # decided by a worker that died before committing; in the log
+                # Decided by a worker that died before committing: its decision is in the log.
+                logger.info(
+                    "%s[%d]@%d: %s decided already",
+                    message.topic,
+                    message.partition,
+                    message.offset,
+                    command.command_id,
+                )
+                continue
             key = self.key_of(command)
             key_bytes = key.encode()
             if raw_key is not None and raw_key != key_bytes:
@@ -465,6 +530,30 @@ class BatchDecider(Generic[C, E, S]):
 
     def owns(self, key: str, owned: set[int]) -> bool:
         return partition_for(key.encode(), self.settings.partitions) in owned
+
+
+@dataclass
+class _Reread:
+    """A command read back from Kafka, shaped as the Faust events the decider handles."""
+
+    message: Any
+    acknowledge: Any
+
+    @classmethod
+    def of(cls, record: Any, acknowledge: Any) -> _Reread:
+        message = SimpleNamespace(
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key,
+            value=record.value,
+            timestamp=(record.timestamp or 0) / 1000.0,
+        )
+        return cls(message, acknowledge)
+
+    def ack(self) -> None:
+        tp = TP(self.message.topic, self.message.partition)
+        asyncio.ensure_future(self.acknowledge(tp, self.message.offset, self.message.offset))
 
 
 @contextlib.contextmanager

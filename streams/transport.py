@@ -1,15 +1,19 @@
-"""Faust's aiokafka transport with two repairs, selected by the ``kolony://`` broker scheme.
+"""Faust's aiokafka transport with three repairs, selected by the ``kolony://`` broker scheme.
 
 Its consumer seeks every partition it is given to the committed offset (see
-``perform_seek``); its producer lends the deciders the aiokafka producer underneath, to
-send a batch's records without Faust's one-at-a-time buffer.
+``perform_seek``) and never counts a command it did not deliver as acknowledged (see
+``_add_gap``); its producer lends the deciders the aiokafka producer underneath, to send a
+batch's records without Faust's one-at-a-time buffer.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from faust.transport.drivers import aiokafka as faust_aiokafka
+
+logger = logging.getLogger(__name__)
 
 
 class _Consumer(faust_aiokafka.Consumer):
@@ -33,6 +37,26 @@ class _Consumer(faust_aiokafka.Consumer):
             uncommitted = self._committed_offset.get(tp) is None
             if uncommitted and tp.topic not in changelogs and "__assignor" not in tp.topic:
                 await self.seek(tp, 0)  # below the log start, the reset policy (earliest) applies
+
+    async def _add_gap(self, tp: Any, offset_from: int, offset_to: int) -> None:
+        """Faust counts offsets its fetch skipped as acknowledged, so a commit passes them.
+
+        Offsets skip legitimately (compaction, transaction markers), but also when messages
+        were fetched and then dropped (a rebalance clears the stream buffers while the fetch
+        goes on): acking those lost commands, each one a client was told was accepted. For
+        the command topics the decider reads such a range itself, decides what is in it,
+        and acks it (:meth:`acknowledge_range`) once its results are written.
+        """
+        # Set by streams.app: the command topics, when they are decided without transactions.
+        decided: frozenset[str] = getattr(self.app, "kolony_decided_topics", frozenset())
+        if tp.topic in decided:
+            logger.info("offsets %d..%d of %s skipped by the fetch", offset_from, offset_to, tp)
+            return
+        await super()._add_gap(tp, offset_from, offset_to)
+
+    async def acknowledge_range(self, tp: Any, offset_from: int, offset_to: int) -> None:
+        """Count offsets as acknowledged (and committable) without a message for each."""
+        await super()._add_gap(tp, offset_from, offset_to)
 
 
 class _Producer(faust_aiokafka.Producer):

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,13 +15,24 @@ from bench.chaos import run
 from kolony.settings import Settings
 
 pytestmark = pytest.mark.kafka
+logger = logging.getLogger(__name__)
 
 
+@pytest.mark.timeout(600)
 async def test_killing_the_worker_under_load_loses_and_repeats_nothing(
     make_settings: Callable[..., Settings], tmp_path: Path
 ) -> None:
     settings = make_settings(partitions=8, fetch_max_wait_ms=500)
-    report = await run(settings, tmp_path, kills=4, agents=10, rate=40.0, between=(1.0, 4.0))
+    report = await run(
+        settings,
+        tmp_path,
+        kills=4,
+        agents=10,
+        rate=40.0,
+        between=(1.0, 4.0),
+        drain=90.0,
+        say=logger.warning,
+    )
     audit = report.audit
     assert report.commands > 1_000, report.line()  # the load ran through the kills
     assert audit["lost"] == [], report.line()

@@ -85,3 +85,47 @@ async def test_an_agent_survives_a_broker_restart_and_finishes_its_task(
     # The task's log: one completion, no duplicate transitions.
     history = await events_of(handle.task_id)
     assert history.count("task.status_changed") == 2, history  # working, completed
+
+
+async def test_an_unconfirmed_report_is_sent_again_until_decided_never_dropped(
+    stack: Any, start_worker: Any
+) -> None:
+    """The worker dies while an agent finishes its task: the completed report goes
+    unanswered, the SDK sends it again under the same command id, and once a worker is back
+    the task completes, once, without being run again."""
+    hub = await stack(partitions=2)
+    settings = hub.settings
+    proceed = asyncio.Event()
+    runs: list[str] = []
+    worker = Agent(
+        AgentCard(
+            name="patient",
+            version="1.0.0",
+            skills=[AgentSkill(id="patient-work", name="Patient work", tags=[])],
+        ),
+        settings=settings,
+        ttl_seconds=120,
+        request_timeout=2.0,
+    )
+
+    @worker.on_task("patient-work")
+    async def work(task: TaskContext) -> dict[str, Any]:
+        runs.append(task.id)
+        await proceed.wait()
+        return {"done": task.input}
+
+    requester = Agent(AgentCard(name="asker", version="1.0.0"), settings=settings)
+    async with worker, requester:
+        handle = await requester.delegate("payload", capability="patient-work")
+        await wait_for(lambda: runs, timeout=30, what="the handler to start")
+        for process in start_worker.started:
+            process.kill()
+        proceed.set()  # the result is ready while no worker decides anything
+        await asyncio.sleep(5)  # a few unanswered attempts
+        start_worker(settings)
+        done = await handle.result(within=120)
+        assert done.status.state == TaskState.COMPLETED, done
+        assert runs == [handle.task_id], "the handler ran once"
+
+    history = [e.type for e in hub.hub.board.events(handle.task_id)]
+    assert history.count("task.status_changed") == 2, history  # working, completed
