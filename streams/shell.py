@@ -124,6 +124,7 @@ class BatchDecider(Generic[C, E, S]):
         self._unrecovered: set[int] = set()
         self._in_log: dict[int, set[str]] = {}
         self.recovered_events = 0
+        self.found_decided = 0  # re-read commands whose decision was in the log already
         self._next_offset: dict[int, int] = {}
         signals: Any = app  # mode's signal stubs do not describe async receivers
         signals.on_partitions_assigned.connect(self._on_assigned)
@@ -415,13 +416,7 @@ class BatchDecider(Generic[C, E, S]):
                 continue
             if command.command_id in self._in_log.get(message.partition, ()):
                 # Decided by a worker that died before committing: its decision is in the log.
-                logger.info(
-                    "%s[%d]@%d: %s decided already",
-                    message.topic,
-                    message.partition,
-                    message.offset,
-                    command.command_id,
-                )
+                self.found_decided += 1
                 continue
             key = self.key_of(command)
             key_bytes = key.encode()
