@@ -16,7 +16,6 @@ import os
 import platform
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import asdict
@@ -24,14 +23,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 from aiokafka.admin import AIOKafkaAdminClient
 
 from bench import kolony_bench, messaging_bench, proxy_bench, raw, soak, startup
 from kolony.broker import KAFKA_VERSION, EmbeddedKafka, free_port
 from kolony.kafka import ensure_topics
 from kolony.settings import Settings
-from tests.support.processes import KolonyProcess
+from tests.support.processes import KolonyProcess, wait_health
 
 RESULTS = Path(__file__).parent / "results"
 HISTORY = (1_000, 5_000, 20_000)  # record batches already in the partition
@@ -48,18 +46,6 @@ def machine() -> str:
     return (
         f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, {platform.system()}"
     )
-
-
-def wait_health(url: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(f"{url}/health not ready in {timeout:g} s")
 
 
 @contextlib.asynccontextmanager

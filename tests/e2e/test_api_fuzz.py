@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
@@ -30,7 +28,7 @@ from schemathesis.specs.openapi.checks import (
 from kolony.broker import free_port
 from kolony.kafka import ensure_topics
 from kolony.settings import Settings
-from tests.support.processes import KolonyProcess
+from tests.support.processes import KolonyProcess, wait_health
 
 pytestmark = pytest.mark.kafka
 
@@ -64,17 +62,11 @@ def live_hub(broker: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     for process in processes:
         process.start()
     url = f"http://127.0.0.1:{hub_settings.port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            logs = "\n".join(p.log()[-2000:] for p in processes)
-            pytest.fail(f"the hub did not become healthy:\n{logs}")
-        time.sleep(0.2)
+    try:
+        wait_health(url, 90)
+    except TimeoutError:
+        logs = "\n".join(p.log()[-2000:] for p in processes)
+        pytest.fail(f"the hub did not become healthy:\n{logs}")
     yield url
     for process in reversed(processes):
         process.terminate()

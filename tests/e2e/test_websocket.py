@@ -14,6 +14,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from tests.conftest import Served, wait_for
+from tests.e2e.test_door import nested
 from tests.e2e.test_registry import card
 
 pytestmark = pytest.mark.kafka
@@ -249,7 +250,7 @@ async def test_websocket_refusals_are_error_frames_and_the_socket_stays(sockets:
     agent = await join(sockets, "door-agent", "plan")
     null = await agent.request("memory:set", key="k", value=None)
     assert null["type"] == "error" and null["code"] == "invalid", null
-    deep = await agent.request("memory:set", key="k", value=_nested(36))
+    deep = await agent.request("memory:set", key="k", value=nested(36))
     assert deep["type"] == "error" and "limit" in deep["detail"], deep
     await agent.raw(
         '{"type": "agent:discover", "id": 99, "x": ' + "[" * 50_000 + "]" * 50_000 + "}"
@@ -262,13 +263,6 @@ async def test_websocket_refusals_are_error_frames_and_the_socket_stays(sockets:
     assert hostile
     still = await agent.request("memory:set", key="k", value={"fine": True})
     assert still["type"] == "ack", still
-
-
-def _nested(depth: int) -> Any:
-    value: Any = "bottom"
-    for _ in range(depth):
-        value = {"deeper": value}
-    return value
 
 
 async def test_a_websocket_retry_with_the_same_command_id_is_answered_once(sockets: Any) -> None:
