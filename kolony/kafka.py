@@ -230,6 +230,32 @@ async def ensure_topics(settings: Settings, request_timeout: float = 30.0) -> No
         await admin.close()
 
 
+async def read_range(
+    settings: Settings,
+    starts: dict[TopicPartition, int],
+    ends: dict[TopicPartition, int] | None = None,
+    *,
+    by_time: bool = False,
+) -> list[Any]:
+    """The records of some partitions from ``starts`` (offsets, or with ``by_time`` epoch
+    milliseconds) to ``ends`` (default: their current ends), read by a consumer of its own."""
+    consumer = AIOKafkaConsumer(**consumer_options(settings), enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign(list(starts))
+        if ends is None:
+            ends = await consumer.end_offsets(list(starts))
+        offsets = dict(starts)
+        if by_time:
+            found = await consumer.offsets_for_times(starts)
+            offsets = {tp: at.offset if (at := found.get(tp)) else ends[tp] for tp in starts}
+        for tp, offset in offsets.items():
+            consumer.seek(tp, offset)
+        return await read_backlog(consumer, ends)
+    finally:
+        await consumer.stop()
+
+
 async def read_backlog(
     consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int], poll_ms: int = 300
 ) -> list[Any]:

@@ -15,20 +15,20 @@ import logging
 import weakref
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from types import SimpleNamespace
 from typing import Any, Generic, TypeVar
 
 import faust
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from faust import streams as faust_streams
 from faust.types import TP
 from pydantic import TypeAdapter, ValidationError
 
 from core.envelopes import rejection
-from kolony.kafka import consumer_options, read_backlog
+from kolony.kafka import read_range
 from kolony.settings import Settings
 from schemas.base import CommandRejected
 from schemas.limits import check_json, describe
@@ -52,9 +52,6 @@ class _Write(Generic[S]):
     sent: list[asyncio.Future[Any]]
     states: dict[str, tuple[S, Any]]
     records: Sequence[Any] = ()
-    written: asyncio.Future[None] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
 
 
 class BatchDecider(Generic[C, E, S]):
@@ -230,11 +227,6 @@ class BatchDecider(Generic[C, E, S]):
                 await self._send_outbox()
                 for record in write.records:
                     record.ack()
-                write.written.set_result(None)
-            except BaseException as exc:
-                if not write.written.done():
-                    write.written.set_exception(exc)
-                raise
             finally:
                 writes.task_done()
 
@@ -285,21 +277,13 @@ class BatchDecider(Generic[C, E, S]):
 
     async def _read_commands(self, holes: list[tuple[int, int, int]]) -> list[Any]:
         topic = self.commands.get_topic_name()
-        consumer = AIOKafkaConsumer(**consumer_options(self.settings), enable_auto_commit=False)
-        await consumer.start()
-        try:
-            ends: dict[TopicPartition, int] = {}
-            starts: dict[TopicPartition, int] = {}
-            for partition, first, last in holes:
-                tp = TopicPartition(topic, partition)
-                starts[tp] = min(starts.get(tp, first), first)
-                ends[tp] = max(ends.get(tp, last + 1), last + 1)
-            consumer.assign(list(ends))
-            for tp, first in starts.items():
-                consumer.seek(tp, first)
-            records = await read_backlog(consumer, ends)
-        finally:
-            await consumer.stop()
+        starts: dict[TopicPartition, int] = {}
+        ends: dict[TopicPartition, int] = {}
+        for partition, first, last in holes:
+            tp = TopicPartition(topic, partition)
+            starts[tp] = min(starts.get(tp, first), first)
+            ends[tp] = max(ends.get(tp, last + 1), last + 1)
+        records = await read_range(self.settings, starts, ends)
         wanted = {(p, o) for p, first, last in holes for o in range(first, last + 1)}
         found = [r for r in records if (r.partition, r.offset) in wanted]
         faust_consumer: Any = self.app.consumer  # streams.transport's
@@ -370,24 +354,13 @@ class BatchDecider(Generic[C, E, S]):
 
     async def _read_events(self, since: dict[int, float]) -> list[Any]:
         """The events of ``since``'s partitions written from each one's moment on."""
-        consumer = AIOKafkaConsumer(**consumer_options(self.settings), enable_auto_commit=False)
-        await consumer.start()
-        try:
-            topic = self.events.get_topic_name()
-            lookback = self.settings.recovery_lookback
-            starts = {
-                TopicPartition(topic, p): max(0, int((moment - lookback) * 1000))
-                for p, moment in since.items()
-            }
-            consumer.assign(list(starts))
-            found = await consumer.offsets_for_times(starts)
-            ends = await consumer.end_offsets(list(starts))
-            for tp in starts:
-                at = found.get(tp)
-                consumer.seek(tp, at.offset if at is not None else ends[tp])
-            return await read_backlog(consumer, ends)
-        finally:
-            await consumer.stop()
+        topic = self.events.get_topic_name()
+        lookback = self.settings.recovery_lookback
+        moments = {
+            TopicPartition(topic, p): max(0, int((moment - lookback) * 1000))
+            for p, moment in since.items()
+        }
+        return await read_range(self.settings, moments, by_time=True)
 
     def current(self, key: str) -> S | None:
         """The entity's state as decided so far (its events perhaps still on their way)."""
