@@ -55,11 +55,12 @@ class LocalHub:
             + " ...",
             err=True,
         )
-        bootstrap = self.broker.start(wait=False)
+        self.broker.start(wait=False)
         # While Kafka starts (about a second), load what the worker and the gateway need.
         for module in ("streams.app", "services.gateway.app"):
             importlib.import_module(module)
-        self.broker.wait_until_listening(60)
+        self.broker.wait_until_listening(60)  # the port is final once it listens
+        bootstrap = self.broker.bootstrap_servers
         self.settings = settings.model_copy(update={"bootstrap_servers": bootstrap})
         return self.settings
 

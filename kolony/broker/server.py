@@ -14,6 +14,7 @@ import ctypes
 import hashlib
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -43,6 +44,15 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """``count`` different free ports (picked one by one, two may be the same)."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in socks:
+            sock.bind((host, 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
@@ -145,6 +155,10 @@ class _AotCache:
             self._training.unlink(missing_ok=True)
 
 
+_BIND_FAILED = re.compile(r"failed to bind to [^\s:]+:(?P<port>\d+)")
+_REBINDS = 3  # new ports tried when one the node picked was taken before Java bound it
+
+
 class EmbeddedKafka:
     """One KRaft node (broker and controller) on loopback, its log under ``data_dir``."""
 
@@ -182,6 +196,10 @@ class EmbeddedKafka:
         self.cluster_id = cluster_id  # the nodes of one cluster share it; None: a new one
         self._process: subprocess.Popen[bytes] | None = None
         self._aot: _AotCache | None = None
+        self._argv: list[str] = []
+        self._picks_port = port == 0
+        self._rebinds = _REBINDS
+        self._log_marks: dict[Path, int] = {}
 
     @property
     def bootstrap_servers(self) -> str:
@@ -204,8 +222,10 @@ class EmbeddedKafka:
         """Start the node (fetching Kafka first if needed) and return its address once it
         accepts connections (at once without ``wait``: a node of a cluster listens only
         once a quorum of its controllers runs). A taken port is an error: the broker never
-        moves silently."""
-        if self.port == 0:
+        moves silently. Ports the node picked itself (port 0, a single node's controller)
+        are picked again if another process takes one before Java binds it."""
+        self._picks_port = self.port == 0
+        if self._picks_port:
             self.port = free_port(self.host)
         elif not port_is_free(self.port, self.host):
             raise PortTaken(
@@ -217,10 +237,11 @@ class EmbeddedKafka:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if not self.formatted:
             self._format(java, jars)
-        properties = self._write_config()
         self._aot = _AotCache(self.cache_dir, java, jars) if not self.java else None
         aot = self._aot.options() if self._aot else []
-        self._launch([*self._jvm(java, jars), *aot, "kafka.Kafka", str(properties)])
+        self._argv = [*self._jvm(java, jars), *aot, "kafka.Kafka"]
+        self._rebinds = _REBINDS
+        self._launch()
         if wait:
             self.wait_until_listening(timeout)
         return self.bootstrap_servers
@@ -327,7 +348,7 @@ class EmbeddedKafka:
             os.replace(made, target)
 
     def _write_config(self) -> Path:
-        voters = self.voters or {self.node_id: free_port()}
+        voters = self.voters or {self.node_id: self._controller_port()}
         controller_port = voters[self.node_id]
         rf = str(self.replication_factor)
         properties = {
@@ -375,11 +396,21 @@ class EmbeddedKafka:
         (self.data_dir / "log4j2.properties").write_text(_LOG4J.format(log=self.log_path))
         return path
 
-    def _launch(self, argv: list[str]) -> None:
+    def _controller_port(self) -> int:
+        """A single node's controller port, picked each start: never its client port (two
+        picks in a row may return the same ephemeral port, and Kafka refuses that)."""
+        while (port := free_port()) == self.port:
+            pass
+        return port
+
+    def _launch(self) -> None:
+        properties = self._write_config()
+        # Where this run's lines start in the logs, so an error is read from this run only.
+        self._log_marks = {path: _size(path) for path in self._logs()}
         console = open(self.data_dir / "console.log", "ab")  # noqa: SIM115 - the child keeps it
         try:
             self._process = subprocess.Popen(  # noqa: S603 - our own argv, no shell
-                argv,
+                [*self._argv, str(properties)],
                 stdout=console,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -393,12 +424,20 @@ class EmbeddedKafka:
 
     def wait_until_listening(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        process = self._process
-        if process is None:
+        if self._process is None:
             raise BrokerError("the embedded Kafka was not started")
         while time.monotonic() < deadline:
+            process = self._process
             if process.poll() is not None:
+                if self._rebind():
+                    continue
                 self._process = None
+                taken = _BIND_FAILED.search(self._this_run())
+                if taken is not None and int(taken["port"]) == self.port:
+                    raise PortTaken(
+                        f"port {self.port} was taken as the embedded Kafka started; stop what "
+                        "uses it, or choose another port with KOLONY_KAFKA_PORT"
+                    )
                 raise BrokerError(
                     f"the embedded Kafka exited with code {process.returncode}: "
                     f"{self._last_error()} (logs: {self.log_path}, {self.data_dir / 'console.log'})"
@@ -416,15 +455,68 @@ class EmbeddedKafka:
             f"(logs: {self.log_path})"
         )
 
-    def _last_error(self) -> str:
-        """The broker's last ERROR line (or console line), to say why it stopped."""
-        for path, marker in ((self.log_path, "] ERROR "), (self.data_dir / "console.log", "")):
+    def _rebind(self) -> bool:
+        """After a start that failed to bind a port this node picked (another process took
+        it between the pick and Java's bind, which ephemeral ports allow), start again on
+        newly picked ports. False if the failure was anything else."""
+        found = _BIND_FAILED.search(self._this_run())
+        if found is None or self._rebinds <= 0:
+            return False
+        port = int(found["port"])
+        if port == self.port and not self._picks_port:
+            return False  # the port the user chose: taken, which is theirs to resolve
+        if port != self.port and self.voters is not None:
+            return False  # a cluster's controller ports are fixed
+        self._rebinds -= 1
+        if port == self.port:
+            self.port = free_port(self.host)
+        logger.warning(
+            "the embedded Kafka could not bind port %d, picked moments before (another "
+            "process took it); starting it again on new ports",
+            port,
+        )
+        self._launch()
+        return True
+
+    def _logs(self) -> tuple[Path, Path]:
+        return self.log_path, self.data_dir / "console.log"
+
+    def _this_run(self) -> str:
+        """What this run wrote to the broker's log and console so far."""
+        marks = self._log_marks
+        text = []
+        for path in self._logs():
             if path.is_file():
-                lines = [line for line in path.read_text(errors="replace").splitlines() if line]
-                found = [line for line in lines if marker in line]
-                if found:
-                    return found[-1][:500]
-        return "no error was logged"
+                with open(path, "rb") as file:
+                    file.seek(marks.get(path, 0))
+                    text.append(file.read().decode(errors="replace"))
+        return "\n".join(text)
+
+    def _last_error(self) -> str:
+        """Why this run stopped: its last ERROR line (else its last console line), with
+        the root cause of the exception logged under it."""
+        lines = [line for line in self._this_run().splitlines() if line.strip()]
+        errors = [i for i, line in enumerate(lines) if "] ERROR " in line]
+        if not errors:
+            return lines[-1][:500] if lines else "no error was logged"
+        at = errors[-1]
+        # The exception below an ERROR line: its first line, or its last "Caused by:".
+        trace = []
+        for line in lines[at + 1 :]:
+            if line.startswith("["):
+                break
+            trace.append(line)
+        causes = [line.removeprefix("Caused by: ").strip() for line in trace]
+        causes = [line for line in causes if line and not line.startswith(("at ", "..."))]
+        named = list(dict.fromkeys(causes[:1] + causes[-1:]))  # the outermost, the root
+        return ": ".join([lines[at], *named])[:800]
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def warm_up(cache_dir: Path | None = None, **options: Any) -> None:

@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from kolony.broker import EmbeddedKafka, free_port, kafka_uuid
+from kolony.broker import EmbeddedKafka, free_ports, kafka_uuid
 
 
 class KafkaCluster:
@@ -21,12 +21,13 @@ class KafkaCluster:
 
     def __init__(self, nodes: int = 1, heap_mb: int = 512) -> None:
         self.workdir = Path(tempfile.mkdtemp(prefix="kolony-kafka-"))
-        voters = {index + 1: free_port() for index in range(nodes)}
+        ports = free_ports(2 * nodes)  # a client and a controller port per node, all different
+        voters = {index + 1: ports[nodes + index] for index in range(nodes)}
         cluster_id = kafka_uuid()
         self.nodes = [
             EmbeddedKafka(
                 self.workdir / f"node-{node_id}",
-                free_port(),
+                ports[node_id - 1],
                 heap_mb=heap_mb,
                 node_id=node_id,
                 voters=voters if nodes > 1 else None,
