@@ -44,13 +44,15 @@ def select_agents(
     capability: str | None = None,
     status: AgentStatus | None = None,
     text: str | None = None,
+    present: bool = False,
 ) -> list[RegisteredAgent]:
-    """Agents matching every given filter, ordered by name then id."""
+    """Agents matching every given filter (``present``: not offline), ordered by name then id."""
     chosen = [
         agent
         for agent in agents
         if (capability is None or has_capability(agent, capability))
         and (status is None or agent.status is status)
+        and not (present and agent.status is AgentStatus.OFFLINE)
         and (text is None or matches_text(agent, text))
     ]
     return sorted(chosen, key=lambda a: (a.card.name.lower(), a.agent_id))

@@ -295,7 +295,10 @@ def agents_list(
 ) -> None:
     """List agents."""
     params = {k: v for k, v in {"capability": capability, "status": status, "q": text}.items() if v}
-    body = _get(url, "/agents", params)
+    body = _get(url, "/agents", {**params, "page_size": 1_000})
+    while token := body.pop("next_page_token", None):  # every page, one list
+        more = _get(url, "/agents", {**params, "page_size": 1_000, "page_token": token})
+        body = {**more, "agents": body["agents"] + more["agents"]}
     if as_json:
         click.echo(json.dumps(body, indent=2))
         return

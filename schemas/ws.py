@@ -72,9 +72,14 @@ class Deregister(Request):
 
 
 class Discover(Request):
+    """A page of agents, ordered by name then id; the answer's ``next_page_token`` (absent
+    on the last page) asks for the next, its ``total`` counts every page."""
+
     type: Literal["agent:discover"]
     capability: Annotated[str, Field(max_length=200)] | None = None
     text: Annotated[str, Field(max_length=200)] | None = None
+    page_size: Annotated[int, Field(ge=1, le=1_000)] = 100
+    page_token: Annotated[str, Field(max_length=200)] | None = None
 
 
 class Send(Request, SendMessageRequest):

@@ -53,6 +53,7 @@ AgentId = Annotated[str, Field(min_length=1, max_length=128, pattern=ENTITY_ID_P
 Text = Annotated[str, Field(min_length=1, max_length=100_000)]
 Capability = Annotated[str, Field(min_length=1, max_length=200)]
 Limit = Annotated[int, Field(ge=1, le=1_000)]
+PageToken = Annotated[str, Field(max_length=200)]
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 
@@ -147,14 +148,25 @@ def build_server(hub: Hub, *, agent_id: str | None = None) -> MCPServer:
     # Thronglets' bus tools
 
     async def tool_agent__list(
-        capability: Capability | None = None, include_offline: bool = False
+        capability: Capability | None = None,
+        include_offline: bool = False,
+        page_size: Limit = registry.AGENT_PAGE,
+        page_token: PageToken | None = None,
     ) -> dict[str, Any]:
         """List the agents in the network (online ones unless include_offline), optionally
-        only those with a capability."""
-        found = registry.list_agents(hub, capability=capability)
-        if not include_offline:
-            found = [a for a in found if a.status is not AgentStatus.OFFLINE]
-        return {"agents": [_dump(a) for a in found], "total": len(found)}
+        only those with a capability; a page at a time (next_page_token asks for the next)."""
+        page = registry.list_agents(
+            hub,
+            capability=capability,
+            present=not include_offline,
+            page_size=page_size,
+            page_token=page_token,
+        )
+        return {
+            "agents": [_dump(a) for a in page.agents],
+            "next_page_token": page.next_page_token,
+            "total": page.total,
+        }
 
     async def tool_agent__whoami(ctx: Context) -> dict[str, Any]:
         """The agent this MCP connection acts for."""
@@ -280,7 +292,7 @@ def build_server(hub: Hub, *, agent_id: str | None = None) -> MCPServer:
         requester_id: AgentId | None = None,
         capability: Capability | None = None,
         page_size: Limit = 50,
-        page_token: Annotated[str, Field(max_length=200)] | None = None,
+        page_token: PageToken | None = None,
     ) -> dict[str, Any]:
         """Tasks, newest first, filtered by context, states, assignee, requester or capability."""
         where = TaskFilter(
@@ -353,13 +365,16 @@ def build_server(hub: Hub, *, agent_id: str | None = None) -> MCPServer:
             "caught_up": hub.caught_up,
         }
 
-    async def tool_discover_agents(capability: Capability | None = None) -> dict[str, Any]:
-        """Agents that are online, with a capability (all of them without one)."""
-        found = [
-            a
-            for a in registry.list_agents(hub, capability=capability)
-            if a.status is not AgentStatus.OFFLINE
-        ]
+    async def tool_discover_agents(
+        capability: Capability | None = None,
+        page_size: Limit = registry.AGENT_PAGE,
+        page_token: PageToken | None = None,
+    ) -> dict[str, Any]:
+        """Agents that are online, with a capability (all of them without one); a page at a
+        time (next_page_token asks for the next)."""
+        page = registry.list_agents(
+            hub, capability=capability, present=True, page_size=page_size, page_token=page_token
+        )
         return {
             "agents": [
                 {
@@ -369,9 +384,10 @@ def build_server(hub: Hub, *, agent_id: str | None = None) -> MCPServer:
                     "capabilities": sorted(capabilities_of(a)),
                     "status": a.status.value,
                 }
-                for a in found
+                for a in page.agents
             ],
-            "total": len(found),
+            "next_page_token": page.next_page_token,
+            "total": page.total,
         }
 
     async def tool_delegate_task(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from core.ids import agent_id_for
-from core.queries import select_agents
+from core.queries import page_of, select_agents
 from core.registry import status_after_heartbeat
 from kolony.commands import new_envelope
 from schemas.a2a import AgentCard
@@ -108,15 +110,35 @@ async def _subscriptions(
     return _require(hub, agent_id).subscriptions
 
 
+AGENT_PAGE = 100  # agents in a page unless the caller asks for another size
+MAX_AGENT_PAGE = 1_000
+
+
+@dataclass(frozen=True)
+class AgentPage:
+    agents: list[RegisteredAgent]
+    next_page_token: str | None
+    total: int  # agents matching the filters, on every page
+
+
 def list_agents(
     hub: Hub,
     *,
     capability: str | None = None,
     status: AgentStatus | None = None,
     text: str | None = None,
-) -> list[RegisteredAgent]:
+    present: bool = False,
+    page_size: int = AGENT_PAGE,
+    page_token: str | None = None,
+) -> AgentPage:
+    """One page of the agents matching the filters, ordered by name then id (``present``:
+    not offline). :class:`ValueError` for a page token this hub did not make."""
     require_caught_up(hub)
-    return select_agents(hub.directory.agents(), capability=capability, status=status, text=text)
+    chosen = select_agents(
+        hub.directory.agents(), capability=capability, status=status, text=text, present=present
+    )
+    page, next_token = page_of(chosen, min(page_size, MAX_AGENT_PAGE), page_token)
+    return AgentPage(agents=page, next_page_token=next_token, total=len(chosen))
 
 
 def _require(hub: Hub, agent_id: str) -> RegisteredAgent:

@@ -78,9 +78,15 @@ async def _deregister(socket: Socket, frame: Deregister) -> Any:
 
 
 async def _discover(socket: Socket, frame: Discover) -> Any:
-    return {
-        "agents": registry.list_agents(socket.hub, capability=frame.capability, text=frame.text)
-    }
+    page = registry.list_agents(
+        socket.hub,
+        capability=frame.capability,
+        text=frame.text,
+        page_size=frame.page_size,
+        page_token=frame.page_token,
+    )
+    answer = {"agents": page.agents, "total": page.total}
+    return answer | ({"next_page_token": page.next_page_token} if page.next_page_token else {})
 
 
 async def _send(socket: Socket, frame: Send) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Query, Request
 
 from kolony.commands import chosen_command_id
 from kolony.settings import Settings
@@ -25,6 +25,12 @@ def get_settings(request: Request) -> Settings:
 
 HubDep = Annotated[Hub, Depends(get_hub)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+# Every list answers a page at a time: at most 1,000 items, and a token for the next page.
+PageSize = Annotated[int, Query(ge=1, le=1_000, description="items in a page (at most 1,000)")]
+PageToken = Annotated[
+    str | None, Query(max_length=200, description="the next_page_token of the previous page")
+]
 
 
 async def idempotency_key(

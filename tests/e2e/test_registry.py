@@ -204,3 +204,27 @@ async def test_a_second_gateway_serves_the_same_registry(stack: Any) -> None:
         )
     finally:
         await other.stop()
+
+
+async def test_listing_agents_goes_a_page_at_a_time(stack: Any) -> None:
+    hub = await stack()
+    client = hub.client
+    for number in range(5):
+        created = await client.post("/agents", json=card(name=f"pager-{number}"))
+        assert created.status_code == 201, created.text
+    seen: list[str] = []
+    token: str | None = None
+    pages = 0
+    while True:
+        params: dict[str, Any] = {"page_size": 2} | ({"page_token": token} if token else {})
+        page = (await client.get("/agents", params=params)).json()
+        assert page["total"] == 5 and len(page["agents"]) <= 2, page
+        seen += [a["card"]["name"] for a in page["agents"]]
+        pages += 1
+        token = page.get("next_page_token")
+        if token is None:
+            break
+    assert pages == 3 and seen == [f"pager-{n}" for n in range(5)]  # by name, each once
+    assert (await client.get("/agents", params={"page_size": 1001})).status_code == 422
+    bad = await client.get("/agents", params={"page_token": "bm90LW91cnM="})
+    assert bad.status_code == 422 and "page_token" in bad.json()["detail"], bad.text

@@ -132,6 +132,14 @@ async def test_two_agents_talk_in_order_without_duplicates(sockets: Any) -> None
     assert (await bob.ok("message:receive"))["messages"] == []
     found = await alice.ok("agent:discover", capability="summarize")
     assert [a["agent_id"] for a in found["agents"]] == [bob.agent_id]
+    assert found["total"] == 1 and "next_page_token" not in found
+    first = await alice.ok("agent:discover", page_size=1)
+    second = await alice.ok("agent:discover", page_size=1, page_token=first["next_page_token"])
+    assert first["total"] == second["total"] == 2 and "next_page_token" not in second
+    paged = [a["agent_id"] for a in first["agents"] + second["agents"]]
+    assert sorted(paged) == sorted([alice.agent_id, bob.agent_id])
+    bad = await alice.request("agent:discover", page_token="not-ours")
+    assert bad["type"] == "error" and bad["code"] == "invalid", bad
 
 
 async def test_malformed_frames_get_errors_and_the_connection_stays_up(sockets: Any) -> None:

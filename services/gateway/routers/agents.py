@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path, Query, Response
+from fastapi import APIRouter, Body, HTTPException, Path, Query, Response
 from pydantic import BaseModel, ConfigDict
 
 from schemas.a2a import AgentCard
 from schemas.base import ENTITY_ID_PATTERN
 from schemas.registry import AgentStatus, RegisteredAgent, ReportableStatus
 from services import registry
-from services.gateway.deps import HubDep
+from services.gateway.deps import HubDep, PageSize, PageToken
 from services.gateway.errors import COMMAND_ERRORS
 
 router = APIRouter(prefix="/agents", tags=["agents"], responses=COMMAND_ERRORS)
@@ -21,7 +21,8 @@ AgentId = Annotated[str, Path(min_length=1, max_length=128, pattern=ENTITY_ID_PA
 
 class AgentList(BaseModel):
     agents: list[RegisteredAgent]
-    total: int
+    next_page_token: str | None = None
+    total: int  # agents matching the filters, on every page
 
 
 class HeartbeatBody(BaseModel):
@@ -69,9 +70,22 @@ async def list_agents(
     q: Annotated[
         str | None, Query(max_length=200, description="text in name, description, skills")
     ] = None,
+    page_size: PageSize = registry.AGENT_PAGE,
+    page_token: PageToken = None,
 ) -> AgentList:
-    agents = registry.list_agents(hub, capability=capability or skill or tag, status=status, text=q)
-    return AgentList(agents=agents, total=len(agents))
+    """Agents ordered by name then id, a page at a time (``total`` counts every page)."""
+    try:
+        page = registry.list_agents(
+            hub,
+            capability=capability or skill or tag,
+            status=status,
+            text=q,
+            page_size=page_size,
+            page_token=page_token,
+        )
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from exc
+    return AgentList(agents=page.agents, next_page_token=page.next_page_token, total=page.total)
 
 
 @router.get("/{agent_id}", response_model=RegisteredAgent, response_model_exclude_none=True)

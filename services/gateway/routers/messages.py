@@ -11,7 +11,7 @@ from schemas.base import ENTITY_ID_PATTERN
 from schemas.messages import MessageType
 from schemas.requests import AckRequest, SendMessageRequest
 from services import messages
-from services.gateway.deps import HubDep
+from services.gateway.deps import HubDep, PageSize, PageToken
 from services.gateway.errors import COMMAND_ERRORS
 from services.mail import MessageFilter
 from services.messages import MessageView
@@ -20,8 +20,6 @@ router = APIRouter(tags=["messages"], responses=COMMAND_ERRORS)
 
 PathId = Annotated[str, Path(min_length=1, max_length=128, pattern=ENTITY_ID_PATTERN)]
 QueryId = Annotated[str | None, Query(max_length=128)]
-PageSize = Annotated[int, Query(ge=1, le=1_000)]
-PageToken = Annotated[str | None, Query(max_length=200)]
 
 
 class MessageList(BaseModel):

@@ -20,7 +20,7 @@ from schemas.tasks import (
     TaskRecord,
 )
 from services import tasks
-from services.gateway.deps import HubDep
+from services.gateway.deps import HubDep, PageSize, PageToken
 from services.gateway.errors import COMMAND_ERRORS
 
 router = APIRouter(prefix="/tasks", tags=["tasks"], responses=COMMAND_ERRORS)
@@ -87,10 +87,6 @@ def _list(
         page_size=page.page_size,
         total_size=page.total_size,
     )
-
-
-PageSize = Annotated[int, Query(ge=1, le=1_000)]
-PageToken = Annotated[str | None, Query(max_length=200)]
 
 
 @router.get("", response_model=TaskList, response_model_exclude_none=True)
