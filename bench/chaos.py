@@ -1,10 +1,15 @@
-"""``make chaos``: kill -9 the stream worker again and again under load, then audit the log.
+"""``make chaos``: kill -9 the processes of a hub again and again under load, then audit the log.
 
 Agents speak Kafka directly (docs/protocol.md): they register, heartbeat, take the tasks
 delivered to their inbox (working, then completed), message each other and write memory,
-at a steady rate, while the worker is killed with SIGKILL and started again. A command
-counts once the broker acknowledged it (what the gateway answers a client after). Then the
-log itself is audited:
+at a steady rate. REST clients submit tasks and write memory through a gateway, each
+request with an ``Idempotency-Key``, retried with the same key until answered. An SDK agent
+(``bench/chaos_agent.py``) takes a share of the tasks. Meanwhile one of the targets (the
+stream worker, the gateway, the SDK agent, a broker of a three-node cluster) is killed with
+SIGKILL and started again, in turn. A command counts once it was acknowledged: by the
+broker for the agents on Kafka, by a 2xx answer for the REST clients. A process that dies on
+its own is started again, as a supervisor would, and counted. Then the log itself is
+audited:
 
 - lost: an acknowledged command with no decision event (accepted or rejected);
 - duplicated: a command decided twice (two rejections, a rejection and an acceptance, or
@@ -24,6 +29,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import random
 import signal
@@ -38,13 +44,16 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 from pydantic import BaseModel, TypeAdapter
 
+from bench.chaos_agent import CARD
 from bench.kolony_bench import _register_directly
 from core import memory, messages, registry, tasks
-from kolony.broker import EmbeddedKafka
+from core.ids import agent_id_for
+from kolony.broker import EmbeddedKafka, free_port
 from kolony.kafka import consumer_options, ensure_topics, producer_options, read_backlog
 from kolony.settings import Settings
 from schemas.a2a import Message, Part, TaskState
@@ -54,9 +63,12 @@ from schemas.messages import MESSAGE_EVENT, MESSAGING_STATE, SendMessage
 from schemas.registry import AGENT_EVENT, AGENT_STATE, RecordHeartbeat
 from schemas.tasks import TASK_ENTRY, TASK_EVENT, TERMINAL_STATES, SubmitTask, UpdateTaskStatus
 from schemas.topics import AGENTS_TABLE, MEMORY_TABLE, MESSAGING_TABLE, TASKS_TABLE
-from tests.support.processes import KolonyProcess
+from tests.support.kafka_cluster import KafkaCluster
+from tests.support.processes import KolonyProcess, wait_health
 
 RESULTS = Path(__file__).parent / "results"
+TARGETS = ("worker", "gateway", "agent", "broker")
+SDK_CAPABILITY = "chaos-work"
 
 
 @dataclass(frozen=True)
@@ -193,6 +205,10 @@ class Load:
         self._taken: set[str] = set()  # delivery ids acted upon (deliveries may repeat)
         self._reports: set[asyncio.Task[None]] = set()  # agents' reports being sent
         self.completed: set[str] = set()  # tasks whose completed report was acknowledged
+        self.sdk_agent: str | None = None  # every eighth task goes to it, when there is one
+        self.sdk_tasks: set[str] = set()
+        self.registered: set[str] = set()  # agents whose registration was decided
+        self.finished: dict[str, float] = {}  # task id -> when its terminal event was seen
 
     async def start(self) -> None:
         await self._producer.start()
@@ -276,12 +292,16 @@ class Load:
             if kind in (0, 1):
                 task_id = f"chaos-{uuid.uuid4().hex[:12]}"
                 self.tasks.add(task_id)
+                sdk = self.sdk_agent is not None and i % 8 == 0
+                if sdk:
+                    self.sdk_tasks.add(task_id)
                 command: BaseModel = SubmitTask(
                     **self.envelope(),
                     task_id=task_id,
-                    assignee_id=other,
+                    assignee_id=self.sdk_agent if sdk else other,
                     requester_id=sender,
                     title=f"task {i}",
+                    capability=SDK_CAPABILITY if sdk else None,
                 )
                 asyncio.create_task(self.send(topics.task_commands, task_id, command))
             elif kind == 2:
@@ -314,9 +334,16 @@ class Load:
                 for records in (await consumer.getmany(timeout_ms=200)).values():
                     now = time.monotonic()
                     for record in records:
-                        command_id = json.loads(record.value).get("command_id")
+                        event = json.loads(record.value)
+                        command_id = event.get("command_id")
                         if command_id:
                             self.decided_at.setdefault(command_id, now)
+                        if event.get("type") == "task.status_changed" and event.get("state") in {
+                            s.value for s in TERMINAL_STATES
+                        }:
+                            self.finished.setdefault(event["task_id"], now)
+                        if event.get("type") == "agent.registered":
+                            self.registered.add(event["agent_id"])
         finally:
             await consumer.stop()
 
@@ -355,11 +382,105 @@ class Load:
         self.completed.add(task_id)
 
 
+class RestLoad:
+    """Clients of the gateway: tasks (to the Kafka agents) and memory writes over REST, each
+    request with an ``Idempotency-Key`` (the command's id) and retried with the same key,
+    through the gateway's deaths, until it is answered. A 2xx answer is the acknowledgement
+    the audit holds the hub to."""
+
+    def __init__(self, load: Load, url: str, rate: float) -> None:
+        self.load = load
+        self.url = url
+        self.rate = rate
+        self.answered_at: list[float] = []  # when each 2xx answer came
+        self.refused = 0  # 4xx: the hub said no (not a promise)
+        self.abandoned = 0  # never answered within the client's patience
+        self.retries = 0
+        self._calls: set[asyncio.Task[None]] = set()
+        self._traffic: asyncio.Task[None] | None = None
+        self._client = httpx.AsyncClient(base_url=url, timeout=15)
+
+    async def start(self) -> None:
+        self._traffic = asyncio.create_task(self._steady())
+
+    async def stop_traffic(self) -> None:
+        if self._traffic is not None:
+            self._traffic.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._traffic
+
+    async def settle(self, within: float) -> None:
+        """Let the requests in flight finish (retrying), then close the client."""
+        await self.stop_traffic()
+        if self._calls:
+            await asyncio.wait(self._calls, timeout=within)
+        for call in self._calls:
+            call.cancel()
+        await asyncio.gather(*self._calls, return_exceptions=True)
+        await self._client.aclose()
+
+    def check(self) -> None:
+        if self._traffic is not None and self._traffic.done() and not self._traffic.cancelled():
+            self._traffic.result()
+
+    async def _steady(self) -> None:
+        load = self.load
+        i = 0
+        began = time.monotonic()
+        while True:
+            i += 1
+            await asyncio.sleep(max(0.0, began + i / self.rate - time.monotonic()))
+            sender, other = load.rng.sample(load.agents, 2)
+            if i % 2:
+                body: dict[str, Any] = {
+                    "title": f"rest task {i}",
+                    "assignee_id": other,
+                    "requester_id": sender,
+                }
+                call = self._call("POST", "/tasks", body, task=True)
+            else:
+                key = f"chaos.rest.{sender}.{i % 16}"
+                call = self._call("PUT", f"/memory/{key}", {"value": {"i": i}, "agent_id": sender})
+            task = asyncio.create_task(call)
+            self._calls.add(task)
+            task.add_done_callback(self._calls.discard)
+
+    async def _call(self, method: str, path: str, body: Any, task: bool = False) -> None:
+        key = str(uuid.uuid4())
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            try:
+                answer = await self._client.request(
+                    method, path, json=body, headers={"Idempotency-Key": key}
+                )
+            except httpx.HTTPError:
+                answer = None  # the gateway is down, or died while answering
+            if answer is not None and answer.status_code < 500:
+                if answer.status_code >= 400:
+                    self.refused += 1
+                    return
+                now = time.monotonic()
+                self.answered_at.append(now)
+                self.load.acknowledged.add(key)
+                self.load.acknowledged_at[key] = now
+                self.load.sent_to[key] = ("rest " + path.split("/")[1], -1)
+                self.load.offsets[key] = -1
+                if task:
+                    self.load.tasks.add(answer.json()["id"])
+                return
+            self.retries += 1
+            await asyncio.sleep(0.5)
+        self.abandoned += 1
+
+
 @dataclass
 class ChaosReport:
     commands: int
     unacknowledged: int
     kills: int
+    kills_by_target: dict[str, int]
+    restarted_by_supervisor: dict[str, int]
+    rest: dict[str, int]
     resume_seconds: list[float]
     lost: int
     duplicated: int
@@ -385,6 +506,8 @@ async def run(
     workdir: Path,
     *,
     kills: int,
+    targets: tuple[str, ...] = ("worker",),
+    cluster: KafkaCluster | None = None,
     agents: int = 20,
     rate: float = 40.0,
     between: tuple[float, float] = (2.0, 6.0),
@@ -393,45 +516,99 @@ async def run(
     seed: int | None = None,
     say: Any = print,
 ) -> ChaosReport:
-    """Kill the worker ``kills`` times under load, then audit (see the module)."""
-    settings = base.model_copy(update={"topic_prefix": f"chaos{uuid.uuid4().hex[:6]}"})
+    """Kill each of ``targets`` in turn, ``kills`` times in all, under load; then audit (see
+    the module). Killing brokers needs ``cluster`` (three nodes: one may die)."""
+    if unknown := set(targets) - set(TARGETS):
+        raise ValueError(f"unknown targets {sorted(unknown)}; choose from {TARGETS}")
+    if "broker" in targets and (cluster is None or len(cluster.nodes) < 3):
+        raise ValueError("killing a broker needs a cluster of three")
+    settings = base.model_copy(
+        update={"topic_prefix": f"chaos{uuid.uuid4().hex[:6]}", "port": free_port()}
+    )
     await ensure_topics(settings)
-    log_path = workdir / f"{settings.topic_prefix}.worker.log"
+    roles = ["worker"] + [role for role in ("gateway", "agent") if role in targets]
+    commands = {
+        "worker": (["worker", "--log-level", "info"], "kolony"),
+        "gateway": (["gateway", "--log-level", "warning"], "kolony"),
+        "agent": ([], "bench.chaos_agent"),
+    }
 
-    def spawn() -> KolonyProcess:
-        return KolonyProcess(["worker", "--log-level", "info"], settings, log_path).start()
+    def spawn(role: str) -> KolonyProcess:
+        args, module = commands[role]
+        log = workdir / f"{settings.topic_prefix}.{role}.log"
+        return KolonyProcess(args, settings, log, module=module).start()
 
     began = time.monotonic()
-    worker = spawn()
+    running = {role: spawn(role) for role in roles}
+    dead: set[str] = set()  # killed on purpose, not to be restarted by the supervisor
+    restarted: Counter[str] = Counter()
+
+    async def supervise() -> None:
+        """What a supervisor (systemd, Kubernetes) does: start a process that died again."""
+        while True:
+            await asyncio.sleep(0.5)
+            for role, process in list(running.items()):
+                if role not in dead and process.process is not None and process.process.poll():
+                    say(f"the {role} exited on its own ({process.process.returncode}); restarting")
+                    restarted[role] += 1
+                    running[role] = spawn(role)
+
     rng = random.Random(seed)  # noqa: S311 - timings, not secrets
     load = Load(settings, agents, rate, rng)
+    url = f"http://127.0.0.1:{settings.port}"
+    rest = RestLoad(load, url, rate / 4) if "gateway" in running else None
+    supervisor = asyncio.create_task(supervise())
     resumes: list[float] = []
+    kinds: Counter[str] = Counter()
     try:
         await load.start()
         await _until(lambda: len(load.decided_at) >= agents, 90, "the first worker to decide", load)
+        if "agent" in running:
+            sdk = agent_id_for(CARD.name, CARD.version)
+            await _until(lambda: sdk in load.registered, 90, "the SDK agent to register", load)
+            load.sdk_agent = sdk
+        if rest is not None:
+            await asyncio.to_thread(wait_health, url, 90)
+            await rest.start()
         for k in range(kills):
             await asyncio.sleep(rng.uniform(*between))
+            target = targets[k % len(targets)]
+            kinds[target] += 1
             killed_at = time.monotonic()
-            worker.kill()
-            await asyncio.sleep(rng.uniform(*down))
-            restarted_at = time.monotonic()
-            worker = spawn()
-
-            await _until(
-                partial(_resumed, load, killed_at, restarted_at),
-                120,
-                f"deciding to resume after kill {k + 1}",
-                load,
+            if target == "broker":
+                assert cluster is not None
+                node = rng.randrange(len(cluster.nodes))
+                cluster.stop_node(node, kill=True)
+                await asyncio.sleep(rng.uniform(*down))
+                cluster.start_node(node)
+                restarted_at = time.monotonic()
+                await asyncio.to_thread(cluster.wait_ready, 90)
+            else:
+                dead.add(target)
+                running[target].kill()
+                await asyncio.sleep(rng.uniform(*down))
+                restarted_at = time.monotonic()
+                running[target] = spawn(target)
+                dead.discard(target)
+            resumed = partial(_resumed_after, target, load, rest, killed_at, restarted_at)
+            await _until(resumed, 120, f"work to resume after kill {k + 1} ({target})", load)
+            # A cluster works on without the killed broker: for it, the time from the kill.
+            since = killed_at if target == "broker" else restarted_at
+            resumes.append(resumed() - since)
+            say(
+                f"kill {k + 1}/{kills} ({target}): working again {resumes[-1]:.1f} s after "
+                + ("the kill" if target == "broker" else "the restart")
             )
-            resumes.append(_resumed(load, killed_at, restarted_at) - restarted_at)
-            say(f"kill {k + 1}/{kills}: deciding again {resumes[-1]:.1f} s after the restart")
         await load.stop_traffic()
+        if rest is not None:
+            say("REST clients: finishing their requests in flight")
+            await rest.settle(drain)
         say(f"draining: {load.undecided()} of {len(load.acknowledged)} commands undecided")
         with contextlib.suppress(TimeoutError):
             await _until(load.decided, drain, "every acknowledged command to be decided", load)
         with contextlib.suppress(TimeoutError):
             await _until(lambda: _all_finished(load), drain / 2, "every task to finish")
-        say(f"tasks: {len(load.completed)} of {len(load.tasks)} completed; quiescing")
+        say(f"tasks: {len(load.tasks & load.finished.keys())} of {len(load.tasks)} finished")
         await load.quiesce()
         with contextlib.suppress(TimeoutError):
             await _until(load.decided, drain, "the last reports to be decided")
@@ -445,24 +622,62 @@ async def run(
                 if c not in load.decided_at
             )[:20]
             say(f"undecided, some offsets: {sample}")
-        if load.undecided() and worker.process is not None:
-            worker.process.send_signal(signal.SIGUSR1)  # the worker logs where it waits
-            await asyncio.sleep(1)
+            worker = running["worker"].process
+            if worker is not None:
+                worker.send_signal(signal.SIGUSR1)  # the worker logs where it waits
+                await asyncio.sleep(1)
         result = await audit(settings, set(load.acknowledged), set(load.tasks))
     finally:
+        supervisor.cancel()
         with contextlib.suppress(Exception):
             await load.stop()
-        worker.terminate(30)
+        if rest is not None:
+            with contextlib.suppress(Exception):
+                await rest.settle(0)
+        for process in running.values():
+            with contextlib.suppress(Exception):
+                process.terminate(30)
     return ChaosReport(
         commands=result.commands,
         unacknowledged=load.unacknowledged,
         kills=kills,
+        kills_by_target=dict(kinds),
+        restarted_by_supervisor=dict(restarted),
+        rest=(
+            {"answered": len(rest.answered_at), "refused": rest.refused}
+            | {"abandoned": rest.abandoned, "retries": rest.retries}
+            if rest is not None
+            else {}
+        ),
         resume_seconds=[round(r, 2) for r in resumes],
         lost=len(result.lost),
         duplicated=len(result.duplicated) + len(result.repeated_transitions),
         audit=asdict(result),
         seconds=round(time.monotonic() - began, 1),
     )
+
+
+def _resumed_after(
+    target: str,
+    load: Load,
+    rest: RestLoad | None,
+    killed_at: float,
+    restarted_at: float,
+) -> float:
+    """When the work the killed process does went on again (0: not yet): a command sent
+    after the kill decided by the new worker (or, for a broker, by the cluster without it),
+    a REST answer from the new gateway, a task finished by the new SDK agent."""
+    if target == "gateway":
+        assert rest is not None
+        return min((at for at in rest.answered_at if at > restarted_at), default=0.0)
+    if target == "agent":
+        return min(
+            (at for t, at in load.finished.items() if t in load.sdk_tasks and at > restarted_at),
+            default=0.0,
+        )
+    if target == "broker":
+        return _resumed(load, killed_at, killed_at)
+    return _resumed(load, killed_at, restarted_at)
 
 
 def _resumed(load: Load, killed_at: float, restarted_at: float) -> float:
@@ -478,8 +693,8 @@ def _resumed(load: Load, killed_at: float, restarted_at: float) -> float:
 
 
 def _all_finished(load: Load) -> bool:
-    """Every task's completed report was acknowledged, and every command decided."""
-    return load.completed >= load.tasks and load.decided()
+    """Every task finished (its terminal event seen), and every command decided."""
+    return load.tasks <= load.finished.keys() and load.decided()
 
 
 async def _until(done: Any, within: float, what: str, load: Load | None = None) -> None:
@@ -493,10 +708,17 @@ async def _until(done: Any, within: float, what: str, load: Load | None = None) 
 
 
 async def main(args: argparse.Namespace) -> int:
+    # The clients' complaints about brokers and processes killed on purpose are expected.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     workdir = Path(tempfile.mkdtemp(prefix="kolony-chaos-"))
+    targets = tuple(t.strip() for t in args.targets.split(",") if t.strip())
     bootstrap = os.environ.get("KOLONY_BOOTSTRAP_SERVERS")
-    broker = None
-    if not bootstrap:
+    broker: EmbeddedKafka | None = None
+    cluster: KafkaCluster | None = None
+    if "broker" in targets:
+        cluster = KafkaCluster(3, heap_mb=384)
+        bootstrap = await asyncio.to_thread(cluster.start)
+    elif not bootstrap:
         broker = EmbeddedKafka(workdir / "kafka", 0)
         bootstrap = await asyncio.to_thread(broker.start)
     settings = Settings(
@@ -504,19 +726,25 @@ async def main(args: argparse.Namespace) -> int:
         data_dir=workdir / "data",
         session_timeout=6,
         beacon_interval=0.5,
+        replication_factor=3 if cluster is not None else 1,
     )
     try:
         report = await run(
             settings,
             workdir,
             kills=args.kills,
+            targets=targets,
+            cluster=cluster,
             agents=args.agents,
             rate=args.rate,
+            seed=args.seed,
             say=lambda line: print(line, file=sys.stderr),
         )
     finally:
         if broker is not None:
             await asyncio.to_thread(broker.stop)
+        if cluster is not None:
+            await asyncio.to_thread(cluster.stop)
     RESULTS.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H-%M-%S")
     (RESULTS / f"chaos-{stamp}.json").write_text(json.dumps(asdict(report), indent=2))
@@ -527,6 +755,11 @@ async def main(args: argparse.Namespace) -> int:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kills", type=int, default=24)
+    parser.add_argument(
+        "--targets",
+        default=",".join(TARGETS),
+        help="what to kill, in turn: worker, gateway, agent, broker (a three-node cluster)",
+    )
     parser.add_argument("--agents", type=int, default=20)
     parser.add_argument("--rate", type=float, default=40.0, help="commands a second")
     parser.add_argument("--seed", type=int, default=None, help="repeat a run's timings")

@@ -36,6 +36,15 @@ def kafka_broker() -> Iterator[str]:
     cluster.stop()
 
 
+@pytest.fixture
+def three_brokers() -> Iterator[KafkaCluster]:
+    """A cluster of three Kafka nodes of this test's own (one of them may be killed)."""
+    cluster = KafkaCluster(3, heap_mb=384)
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
 @pytest.fixture(scope="session")
 def broker(kafka_broker: str) -> str:
     """The bootstrap servers of the session's Kafka."""

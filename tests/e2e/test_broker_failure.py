@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -15,14 +14,6 @@ from tests.e2e.test_registry import card
 from tests.support.kafka_cluster import KafkaCluster
 
 pytestmark = pytest.mark.kafka
-
-
-@pytest.fixture(scope="module")
-def three_brokers() -> Iterator[KafkaCluster]:
-    cluster = KafkaCluster(3, heap_mb=384)
-    cluster.start()
-    yield cluster
-    cluster.stop()
 
 
 async def register(client: httpx.AsyncClient, name: str) -> dict[str, Any]:

@@ -138,7 +138,7 @@ async def test_two_agents_talk_in_order_without_duplicates(sockets: Any) -> None
     assert first["total"] == second["total"] == 2 and "next_page_token" not in second
     paged = [a["agent_id"] for a in first["agents"] + second["agents"]]
     assert sorted(paged) == sorted([alice.agent_id, bob.agent_id])
-    bad = await alice.request("agent:discover", page_token="not-ours")
+    bad = await alice.request("agent:discover", page_token="not-ours")  # noqa: S106 - not a password
     assert bad["type"] == "error" and bad["code"] == "invalid", bad
 
 

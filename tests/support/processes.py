@@ -25,8 +25,13 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 
 class KolonyProcess:
-    def __init__(self, args: list[str], settings: Settings, log_path: Path) -> None:
+    """``python -m kolony <args>`` (or another ``module``) with ``settings`` in its environment."""
+
+    def __init__(
+        self, args: list[str], settings: Settings, log_path: Path, module: str = "kolony"
+    ) -> None:
         self.args = args
+        self.module = module
         self.settings = settings
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
@@ -35,7 +40,7 @@ class KolonyProcess:
         log = open(self.log_path, "ab")  # noqa: SIM115
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "kolony", *self.args],
+                [sys.executable, "-m", self.module, *self.args],
                 env=settings_env(self.settings),
                 stdout=log,
                 stderr=subprocess.STDOUT,
