@@ -43,7 +43,7 @@ pytest: install-dev
 	$(BIN)/pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest ran no test: failing" >&2; exit 1; fi; exit $$rc
 
-## chaos: kill -9 the worker again and again under load, then audit the log (about 5 min)
+## chaos: kill -9 the worker, gateway, an SDK agent and a broker of three, in turn, under load; then audit the log (about 10 min)
 chaos: install-dev
 	$(BIN)/python -m bench.chaos
 

@@ -464,6 +464,8 @@ class Agent:
             try:
                 with chosen_command_id(command_id):
                     await self.transport.report(task_id, TaskState(state), text, result, reason)
+            except Rejected:
+                raise  # decided: refused (a finished task, say), which no retry changes
             except BusError as exc:
                 attempt += 1
                 delay = backoff(attempt)

@@ -17,6 +17,7 @@ from kolony.appclient import connect
 from services.mcp_tools import build_server
 from tests.conftest import wait_for
 from tests.e2e.test_apps import FAST_CHECKS, notebook_app, tools_of  # noqa: F401 - a fixture
+from tests.e2e.test_door import nested
 from tests.e2e.test_tasks import register, skilled
 from tests.support.processes import settings_env
 
@@ -148,6 +149,13 @@ async def test_an_mcp_client_uses_the_network_through_bus_mcp(
         assert "not" in await refused(as_alice, "task__get", task_id="no-such-task")
         assert await refused(as_bob, "task__update_status", task_id=task_id, status="dancing")
         assert await refused(as_alice, "task__cancel", task_id=task_id)  # finished already
+        # The door's limits hold here too: a tool error naming the limit, never a hang.
+        deep = await refused(as_alice, "task__create", description="x", input=nested(36))
+        assert "deep" in deep and "32" in deep, deep
+        large = await refused(
+            as_alice, "delegate_task", description="x", capability="summarize", input="y" * 400_000
+        )
+        assert "bytes" in large or "large" in large, large
 
         # apps, through the proxy, each agent in its own session
         apps = await call(as_alice, "app__list", include_tools=True)

@@ -73,6 +73,11 @@ async def test_decorator_style_delegation_progress_and_a_failing_handler(stack: 
         assert again.result == {"summary": "after"}
         assert len(calls) == 3
 
+        # A report the hub refuses is a decision, not a failure to confirm: it raises at
+        # once, never sent again (a redelivered finished task must not hold a slot forever).
+        with pytest.raises(Rejected, match="never changes"):
+            await asyncio.wait_for(worker.report(handle.task_id, TaskState.WORKING), 15)
+
         # A task pinned to an agent the hub does not know fails, with the reason, soon.
         lost = await (await requester.delegate({"text": "x"}, to="no-such-agent")).result(30)
         assert lost.status.state == TaskState.FAILED, lost
