@@ -395,6 +395,7 @@ class RestLoad:
         self.answered_at: list[float] = []  # when each 2xx answer came
         self.refused = 0  # 4xx: the hub said no (not a promise)
         self.abandoned = 0  # never answered within the client's patience
+        self.abandoned_why: list[str] = []  # the last answer each abandoned request got
         self.retries = 0
         self._calls: set[asyncio.Task[None]] = set()
         self._traffic: asyncio.Task[None] | None = None
@@ -448,6 +449,7 @@ class RestLoad:
     async def _call(self, method: str, path: str, body: Any, task: bool = False) -> None:
         key = str(uuid.uuid4())
         deadline = time.monotonic() + 180
+        last = ""
         while time.monotonic() < deadline:
             try:
                 answer = await self._client.request(
@@ -455,6 +457,7 @@ class RestLoad:
                 )
             except httpx.HTTPError:
                 answer = None  # the gateway is down, or died while answering
+            last = f"{answer.status_code} {answer.text[:300]}" if answer else "no answer"
             if answer is not None and answer.status_code < 500:
                 if answer.status_code >= 400:
                     self.refused += 1
@@ -471,6 +474,7 @@ class RestLoad:
             self.retries += 1
             await asyncio.sleep(0.5)
         self.abandoned += 1
+        self.abandoned_why.append(f"{method} {path} (key {key}): {last}")
 
 
 @dataclass
@@ -480,7 +484,7 @@ class ChaosReport:
     kills: int
     kills_by_target: dict[str, int]
     restarted_by_supervisor: dict[str, int]
-    rest: dict[str, int]
+    rest: dict[str, Any]
     resume_seconds: list[float]
     lost: int
     duplicated: int
@@ -646,6 +650,7 @@ async def run(
         rest=(
             {"answered": len(rest.answered_at), "refused": rest.refused}
             | {"abandoned": rest.abandoned, "retries": rest.retries}
+            | {"abandoned_why": rest.abandoned_why}
             if rest is not None
             else {}
         ),

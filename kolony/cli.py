@@ -284,6 +284,17 @@ def _get(url: str | None, path: str, params: dict[str, Any] | None = None) -> An
     return _request("GET", url, path, params=params)
 
 
+def _get_every(url: str | None, path: str, params: dict[str, Any], items: str) -> Any:
+    """A paged list, every page of it: the last page's body with ``items`` of them all."""
+    body = _get(url, path, {**params, "page_size": 1_000})
+    gathered = body[items]
+    while token := body.pop("next_page_token", None):
+        body = _get(url, path, {**params, "page_size": 1_000, "page_token": token})
+        gathered += body[items]
+    body.pop("next_page_token", None)
+    return {**body, items: gathered}
+
+
 @agents.command("list")
 @gateway_url
 @as_json
@@ -295,10 +306,7 @@ def agents_list(
 ) -> None:
     """List agents."""
     params = {k: v for k, v in {"capability": capability, "status": status, "q": text}.items() if v}
-    body = _get(url, "/agents", {**params, "page_size": 1_000})
-    while token := body.pop("next_page_token", None):  # every page, one list
-        more = _get(url, "/agents", {**params, "page_size": 1_000, "page_token": token})
-        body = {**more, "agents": body["agents"] + more["agents"]}
+    body = _get_every(url, "/agents", params, "agents")
     if as_json:
         click.echo(json.dumps(body, indent=2))
         return

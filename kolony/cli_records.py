@@ -17,7 +17,17 @@ import click
 from pydantic import AwareDatetime, TypeAdapter, ValidationError
 
 from core.tasks import is_terminal
-from kolony.cli import _get, _quiet_kafka, _request, _run, _settings, as_json, gateway_url, main
+from kolony.cli import (
+    _get,
+    _get_every,
+    _quiet_kafka,
+    _request,
+    _run,
+    _settings,
+    as_json,
+    gateway_url,
+    main,
+)
 from schemas.a2a import TaskState
 
 _MOMENT: TypeAdapter[datetime] = TypeAdapter(AwareDatetime)
@@ -263,7 +273,7 @@ def memory() -> None:
 @click.option("--as", "agent_id", help="only what this agent may read")
 def memory_list(url: str | None, as_json: bool, prefix: str, agent_id: str | None) -> None:
     """List keys with their versions and values."""
-    body = _get(url, "/memory", _params(prefix=prefix or None, agent_id=agent_id))
+    body = _get_every(url, "/memory", _params(prefix=prefix or None, agent_id=agent_id), "items")
     if as_json:
         _dump(body)
         return

@@ -152,8 +152,13 @@ class MemoryGet(Request):
 
 
 class MemoryList(Request):
+    """A page of the keys under ``prefix`` this agent may read (``next_page_token`` asks
+    for the next, ``total`` counts every page)."""
+
     type: Literal["memory:list"]
     prefix: KeyPrefix = ""
+    page_size: Annotated[int, Field(ge=1, le=1_000)] = 100
+    page_token: Annotated[str, Field(max_length=200)] | None = None
 
 
 class MemoryDelete(Request):

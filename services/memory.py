@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from core.memory import can_read
+from core.queries import page_of
 from kolony.commands import new_envelope
 from schemas.memory import DeleteMemory, MemoryEvent, MemoryItem, MemoryUpdated, SetMemory
 from schemas.requests import SetMemoryRequest
@@ -56,10 +59,31 @@ def get_value(hub: Hub, key: str, *, agent_id: str | None = None) -> MemoryItem:
     return item
 
 
-def list_values(hub: Hub, *, prefix: str = "", agent_id: str | None = None) -> list[MemoryItem]:
-    """Items under ``prefix`` that ``agent_id`` may read, by key."""
+MEMORY_PAGE = 100  # items in a page unless the caller asks for another size
+MAX_MEMORY_PAGE = 1_000
+
+
+@dataclass(frozen=True)
+class MemoryPage:
+    items: list[MemoryItem]
+    next_page_token: str | None
+    total: int  # items under the prefix that the reader may read, on every page
+
+
+def list_values(
+    hub: Hub,
+    *,
+    prefix: str = "",
+    agent_id: str | None = None,
+    page_size: int = MEMORY_PAGE,
+    page_token: str | None = None,
+) -> MemoryPage:
+    """A page of the items under ``prefix`` that ``agent_id`` may read, by key.
+    :class:`ValueError` for a page token this hub did not make."""
     require_caught_up(hub)
-    return [item for item in hub.memory.items(prefix) if can_read(item.acl, agent_id)]
+    readable = [item for item in hub.memory.items(prefix) if can_read(item.acl, agent_id)]
+    page, next_token = page_of(readable, min(page_size, MAX_MEMORY_PAGE), page_token)
+    return MemoryPage(items=page, next_page_token=next_token, total=len(readable))
 
 
 async def delete_value(

@@ -85,8 +85,7 @@ async def _discover(socket: Socket, frame: Discover) -> Any:
         page_size=frame.page_size,
         page_token=frame.page_token,
     )
-    answer = {"agents": page.agents, "total": page.total}
-    return answer | ({"next_page_token": page.next_page_token} if page.next_page_token else {})
+    return _paged({"agents": page.agents, "total": page.total}, page.next_page_token)
 
 
 async def _send(socket: Socket, frame: Send) -> Any:
@@ -158,7 +157,18 @@ async def _memory_get(socket: Socket, frame: MemoryGet) -> Any:
 
 
 async def _memory_list(socket: Socket, frame: MemoryList) -> Any:
-    return {"items": memory.list_values(socket.hub, prefix=frame.prefix, agent_id=_me(socket))}
+    page = memory.list_values(
+        socket.hub,
+        prefix=frame.prefix,
+        agent_id=_me(socket),
+        page_size=frame.page_size,
+        page_token=frame.page_token,
+    )
+    return _paged({"items": page.items, "total": page.total}, page.next_page_token)
+
+
+def _paged(answer: dict[str, Any], next_page_token: str | None) -> dict[str, Any]:
+    return answer | ({"next_page_token": next_page_token} if next_page_token else {})
 
 
 async def _memory_delete(socket: Socket, frame: MemoryDelete) -> Any:

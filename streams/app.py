@@ -6,7 +6,6 @@ import logging
 import os
 import socket
 from datetime import UTC, datetime
-from typing import Any
 
 import faust
 
@@ -20,6 +19,7 @@ from streams.memory import MemoryProcessor
 from streams.messages import MessageProcessor
 from streams.registry import RegistryProcessor
 from streams.tasks import TaskProcessor
+from streams.transport import TransportOptions
 from streams.view import NetworkView
 from streams.watchdog import Watchdog
 
@@ -43,10 +43,12 @@ class KolonyWorker:
         self.app.task(self.view.run)
         self.processors = (self.registry, self.tasks, self.messages, self.memory, self.apps)
         commands = [p.commands.get_topic_name() for p in self.processors]
-        if settings.exactly_once is not True:
-            # The deciders read the commands the fetch skips (streams.transport, _add_gap).
-            app_settings: Any = self.app
-            app_settings.kolony_decided_topics = frozenset(commands)
+        TransportOptions(
+            # Without transactions the deciders read the commands the fetch skips
+            # (streams.transport, _add_gap).
+            decided_topics=frozenset(commands if settings.exactly_once is not True else ()),
+            idempotence=settings.idempotence,
+        ).install(self.app)
         self.watchdog = Watchdog(self.app, commands)
         self.app.timer(5.0, name=f"{settings.topic_prefix}.watchdog")(self.watchdog.check)
         self.system = raw_topic(self.app, settings.topics.system, 1)

@@ -9,11 +9,32 @@ batch's records without Faust's one-at-a-time buffer.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TransportOptions:
+    """What Kolony tells its transport, as the app's ``kolony_transport`` attribute (Faust's
+    settings have no place for it)."""
+
+    # The command topics the deciders read skipped offsets of (without transactions).
+    decided_topics: frozenset[str] = frozenset()
+    # An idempotent producer: a send retried after a broker failover is written once.
+    idempotence: bool = False
+
+    def install(self, app: Any) -> None:
+        app.kolony_transport = self
+
+
+def options_of(app: Any) -> TransportOptions:
+    found: TransportOptions = getattr(app, "kolony_transport", TransportOptions())
+    return found
 
 
 class _Consumer(faust_aiokafka.Consumer):
@@ -47,9 +68,7 @@ class _Consumer(faust_aiokafka.Consumer):
         the command topics the decider reads such a range itself, decides what is in it,
         and acks it (:meth:`acknowledge_range`) once its results are written.
         """
-        # Set by streams.app: the command topics, when they are decided without transactions.
-        decided: frozenset[str] = getattr(self.app, "kolony_decided_topics", frozenset())
-        if tp.topic in decided:
+        if tp.topic in options_of(self.app).decided_topics:
             logger.info("offsets %d..%d of %s skipped by the fetch", offset_from, offset_to, tp)
             return
         await super()._add_gap(tp, offset_from, offset_to)
@@ -60,6 +79,15 @@ class _Consumer(faust_aiokafka.Consumer):
 
 
 class _Producer(faust_aiokafka.Producer):
+    def _settings_extra(self) -> Mapping[str, Any]:
+        """Idempotent without transactions too: Faust's own producer retries a send whose
+        answer a dying broker lost, and without idempotence the log then holds the event
+        twice (the chaos suite saw it: a decision written twice, one seq twice)."""
+        extra = dict(super()._settings_extra())
+        if options_of(self.app).idempotence:
+            extra |= {"acks": "all", "enable_idempotence": True}
+        return extra
+
     def client(self) -> Any:
         """The aiokafka producer underneath (Faust flushes it before committing offsets)."""
         return self._ensure_producer()

@@ -61,6 +61,16 @@ async def test_compare_and_set(stack: Any) -> None:
 
     listed = (await client.get("/memory", params={"prefix": "plan."})).json()
     assert [i["key"] for i in listed["items"]] == ["plan.v"]
+    for n in range(3):
+        assert (await put(client, f"paged.{n}", value=n)).status_code == 201
+    first = (await client.get("/memory", params={"prefix": "paged.", "page_size": 2})).json()
+    rest = (
+        await client.get(
+            "/memory", params={"prefix": "paged.", "page_token": first["next_page_token"]}
+        )
+    ).json()
+    assert [i["key"] for i in first["items"] + rest["items"]] == ["paged.0", "paged.1", "paged.2"]
+    assert first["total"] == rest["total"] == 3 and "next_page_token" not in rest
     for bad in ["bad key!", "-leading"]:
         assert (await put(client, bad, value=1)).status_code == 422
     assert (await put(client, "k", value=1, expected_version=-1)).status_code == 422

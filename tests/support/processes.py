@@ -57,10 +57,18 @@ class KolonyProcess:
             self.process.wait(30)
 
     def terminate(self, timeout: float = 60) -> int:
+        """SIGTERM and wait; a process that does not stop in time is killed (never left
+        running), and that is an error."""
         assert self.process is not None
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(
+                f"`{' '.join(self.args)}` did not stop within {timeout:g} s of SIGTERM; killed"
+            ) from None
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, HTTPException, Path, Query, Response
 from pydantic import BaseModel
 
 from schemas.base import ENTITY_ID_PATTERN
@@ -12,7 +12,7 @@ from schemas.events import ANY_EVENT
 from schemas.memory import MemoryItem
 from schemas.requests import SetMemoryRequest, SubscribeRequest
 from services import memory, registry
-from services.gateway.deps import HubDep
+from services.gateway.deps import HubDep, PageSize, PageToken
 from services.gateway.errors import COMMAND_ERRORS
 
 router = APIRouter(tags=["memory"], responses=COMMAND_ERRORS)
@@ -26,7 +26,8 @@ Reader = Annotated[
 
 class MemoryList(BaseModel):
     items: list[MemoryItem]
-    total: int
+    next_page_token: str | None = None
+    total: int  # on every page
 
 
 class Deleted(BaseModel):
@@ -63,10 +64,17 @@ async def list_values(
     hub: HubDep,
     prefix: Annotated[str, Query(max_length=256)] = "",
     agent_id: Reader = None,
+    page_size: PageSize = memory.MEMORY_PAGE,
+    page_token: PageToken = None,
 ) -> MemoryList:
-    """Keys under ``prefix`` that ``agent_id`` may read, by key."""
-    items = memory.list_values(hub, prefix=prefix, agent_id=agent_id)
-    return MemoryList(items=items, total=len(items))
+    """Keys under ``prefix`` that ``agent_id`` may read, by key, a page at a time."""
+    try:
+        page = memory.list_values(
+            hub, prefix=prefix, agent_id=agent_id, page_size=page_size, page_token=page_token
+        )
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from exc
+    return MemoryList(items=page.items, next_page_token=page.next_page_token, total=page.total)
 
 
 @router.get("/memory/{key}", response_model=MemoryItem)

@@ -20,6 +20,7 @@ router = APIRouter(tags=["messages"], responses=COMMAND_ERRORS)
 
 PathId = Annotated[str, Path(min_length=1, max_length=128, pattern=ENTITY_ID_PATTERN)]
 QueryId = Annotated[str | None, Query(max_length=128)]
+ListLimit = Annotated[int, Query(ge=1, le=10_000, description="at most this many")]
 
 
 class MessageList(BaseModel):
@@ -94,9 +95,10 @@ async def recent_messages(
 @router.get(
     "/messages/task/{task_id}", response_model=list[MessageView], response_model_exclude_none=True
 )
-async def task_thread(hub: HubDep, task_id: PathId) -> list[MessageView]:
-    """A task's thread, oldest first."""
-    return messages.task_thread(hub, task_id)
+async def task_thread(hub: HubDep, task_id: PathId, limit: ListLimit = 1_000) -> list[MessageView]:
+    """A task's thread, oldest first, at most ``limit`` (``GET /messages?task_id=`` pages
+    through all of it)."""
+    return messages.task_thread(hub, task_id)[:limit]
 
 
 @router.get("/messages/{message_id}", response_model=MessageView, response_model_exclude_none=True)
@@ -120,9 +122,11 @@ async def mailbox(
     hub: HubDep,
     agent_id: PathId,
     unread: Annotated[bool, Query(description="only messages not acknowledged yet")] = False,
+    limit: ListLimit = 1_000,
 ) -> list[MessageView]:
-    """What the agent received, oldest first (reading does not mark anything read)."""
-    return messages.mailbox(hub, agent_id, unread_only=unread)
+    """What the agent received, oldest first, at most ``limit`` (reading does not mark
+    anything read; ``GET /messages?recipient_id=`` pages through all of it)."""
+    return messages.mailbox(hub, agent_id, unread_only=unread)[:limit]
 
 
 @router.post(
