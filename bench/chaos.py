@@ -518,6 +518,7 @@ async def run(
     down: tuple[float, float] = (0.2, 2.0),
     drain: float = 120.0,
     seed: int | None = None,
+    worker_name: str | None = None,
     say: Any = print,
 ) -> ChaosReport:
     """Kill each of ``targets`` in turn, ``kills`` times in all, under load; then audit (see
@@ -540,7 +541,12 @@ async def run(
     def spawn(role: str) -> KolonyProcess:
         args, module = commands[role]
         log = workdir / f"{settings.topic_prefix}.{role}.log"
-        return KolonyProcess(args, settings, log, module=module).start()
+        chosen = (
+            settings.model_copy(update={"worker_name": worker_name})
+            if role == "worker"
+            else settings
+        )
+        return KolonyProcess(args, chosen, log, module=module).start()
 
     began = time.monotonic()
     running = {role: spawn(role) for role in roles}
@@ -743,6 +749,7 @@ async def main(args: argparse.Namespace) -> int:
             agents=args.agents,
             rate=args.rate,
             seed=args.seed,
+            worker_name=args.worker_name or None,
             say=lambda line: print(line, file=sys.stderr),
         )
     finally:
@@ -768,4 +775,9 @@ if __name__ == "__main__":
     parser.add_argument("--agents", type=int, default=20)
     parser.add_argument("--rate", type=float, default=40.0, help="commands a second")
     parser.add_argument("--seed", type=int, default=None, help="repeat a run's timings")
+    parser.add_argument(
+        "--worker-name",
+        default="chaos-worker",
+        help="the worker's KOLONY_WORKER_NAME (static membership; '' for none)",
+    )
     sys.exit(asyncio.run(main(parser.parse_args())))

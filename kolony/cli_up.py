@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import os
 import shutil
@@ -28,6 +29,12 @@ class LocalHub:
     def prepare(self) -> Settings:
         """Everything that can fail before the runtime starts; returns the settings to run."""
         settings = self.settings
+        if settings.worker_name is None:
+            # One hub per data directory: its worker keeps one name, so that after a crash
+            # the restarted hub takes its partitions back at once (static membership).
+            place = hashlib.sha256(str(settings.data_dir.resolve()).encode()).hexdigest()[:12]
+            settings = settings.model_copy(update={"worker_name": f"kolony-up-{place}"})
+            self.settings = settings
         if self.fresh:
             reset_data(settings, ask=False)
         if not port_is_free(settings.port, settings.host):

@@ -64,6 +64,12 @@ class Settings(BaseSettings):
     store: Literal["memory", "rocksdb"] = "memory"
     data_dir: Path = Path(".kolony")
     session_timeout: float = Field(default=10.0, ge=6, le=300)
+    # A stable name for this worker in its consumer group (Kafka's static membership): a
+    # worker restarted under the same name takes its partitions back at once instead of
+    # after the session timeout. Each worker needs its own; unset, membership is dynamic.
+    worker_name: str | None = Field(
+        default=None, min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:-]+$"
+    )
     # Faust transactions: each batch of commands is decided, published and committed
     # atomically. Off by default: measured, it costs half the worker's throughput and
     # seconds of latency under load (docs/benchmarks.md); the deciders are effectively-once

@@ -96,6 +96,7 @@ def build_faust_app(settings: Settings) -> faust.App:
         topic_replication_factor=settings.replication_factor,
         processing_guarantee="exactly_once" if settings.exactly_once is True else "at_least_once",
         broker_session_timeout=settings.session_timeout,
+        consumer_group_instance_id=settings.worker_name,
         broker_heartbeat_interval=1.0,
         broker_commit_interval=settings.commit_interval,
         producer_linger_ms=settings.producer_linger_ms,

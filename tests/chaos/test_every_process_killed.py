@@ -45,6 +45,7 @@ async def test_killing_each_process_and_a_broker_loses_and_repeats_nothing(
         between=(2.0, 4.0),
         drain=120.0,
         seed=11,
+        worker_name="chaos-worker",  # static membership (the worker-kill test: dynamic)
         say=logger.warning,
     )
     audit = report.audit
