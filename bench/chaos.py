@@ -117,6 +117,9 @@ class Audit:
     repeated_transitions: list[str] = field(default_factory=list)
     stuck_tasks: list[str] = field(default_factory=list)
     table_differences: list[str] = field(default_factory=list)
+    # Commands a client gave up on (never acknowledged, so not held to the checks above):
+    # what the log says of each, to tell a gateway that missed an outcome from a lost one.
+    abandoned: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def clean(self) -> bool:
@@ -129,7 +132,12 @@ class Audit:
         )
 
 
-async def audit(settings: Settings, acknowledged: set[str], tasks_submitted: set[str]) -> Audit:
+async def audit(
+    settings: Settings,
+    acknowledged: set[str],
+    tasks_submitted: set[str],
+    abandoned: frozenset[str] = frozenset(),
+) -> Audit:
     """Read every event log and changelog from the start and check them (see the module)."""
     result = Audit(commands=len(acknowledged))
     decisions: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
@@ -170,6 +178,7 @@ async def audit(settings: Settings, acknowledged: set[str], tasks_submitted: set
         rejected = sum(n for (_, _, kind), n in kinds.items() if kind == "rejected")
         if any(n > 1 for n in kinds.values()) or (rejected and len(seen) > rejected):
             result.duplicated.append(f"{command_id}: {sorted(kinds.elements())}")
+    result.abandoned = {c: [kind for (_, _, kind) in decisions.get(c, [])] for c in abandoned}
     for task_id in sorted(tasks_submitted):
         entry = task_states.get(task_id)
         if entry is None or entry.task is None or entry.task.status.state not in TERMINAL_STATES:
@@ -396,6 +405,7 @@ class RestLoad:
         self.refused = 0  # 4xx: the hub said no (not a promise)
         self.abandoned = 0  # never answered within the client's patience
         self.abandoned_why: list[str] = []  # the last answer each abandoned request got
+        self.abandoned_keys: set[str] = set()
         self.retries = 0
         self._calls: set[asyncio.Task[None]] = set()
         self._traffic: asyncio.Task[None] | None = None
@@ -474,6 +484,7 @@ class RestLoad:
             self.retries += 1
             await asyncio.sleep(0.5)
         self.abandoned += 1
+        self.abandoned_keys.add(key)
         self.abandoned_why.append(f"{method} {path} (key {key}): {last}")
 
 
@@ -636,7 +647,12 @@ async def run(
             if worker is not None:
                 worker.send_signal(signal.SIGUSR1)  # the worker logs where it waits
                 await asyncio.sleep(1)
-        result = await audit(settings, set(load.acknowledged), set(load.tasks))
+        result = await audit(
+            settings,
+            set(load.acknowledged),
+            set(load.tasks),
+            frozenset(rest.abandoned_keys if rest is not None else ()),
+        )
     finally:
         supervisor.cancel()
         with contextlib.suppress(Exception):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from collections.abc import Callable, Generator
 from typing import Any
@@ -50,6 +51,8 @@ async def run(
             loop.add_signal_handler(sig, stop.set)
     with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
         loop.add_signal_handler(signal.SIGUSR1, _log_tasks)
+    roles = [name for name, on in (("worker", worker), ("gateway", gateway)) if on]
+    logger.info("starting the %s (process %d)", " and the ".join(roles), os.getpid())
     await ensure_topics(settings)
     if worker and settings.exactly_once == "auto":
         settings = settings.model_copy(
