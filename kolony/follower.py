@@ -47,12 +47,14 @@ class LogFollower:
         self.caught_up = asyncio.Event()
         self.records_read = 0
         self.last_fetch_at = 0.0
+        self._started_at = time.monotonic()
         self._consumer: AIOKafkaConsumer | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._targets: dict[TopicPartition, int] = {}
 
     async def start(self, producer: AIOKafkaProducer, wait: float = 15.0) -> None:
         """Assign every partition and start reading from offset 0 (returns at once)."""
+        self._started_at = time.monotonic()
         consumer = AIOKafkaConsumer(
             **consumer_options(self.settings),
             enable_auto_commit=False,
@@ -103,6 +105,12 @@ class LogFollower:
                     self.on_records(tp.topic, records)
             if not self.caught_up.is_set() and await reached(consumer, self._targets):
                 self.caught_up.set()
+                logger.info(
+                    "%s: caught up with the log, %d records in %.1f s",
+                    self.name,
+                    self.records_read,
+                    time.monotonic() - self._started_at,
+                )
 
 
 async def close_quietly(client: AIOKafkaConsumer | AIOKafkaProducer) -> None:

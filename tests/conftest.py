@@ -36,9 +36,10 @@ def kafka_broker() -> Iterator[str]:
     cluster.stop()
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def three_brokers() -> Iterator[KafkaCluster]:
-    """A cluster of three Kafka nodes of this test's own (one of them may be killed)."""
+    """A cluster of three Kafka nodes for a module's tests (one of them may be killed). It
+    outlives each test's processes, so that they stop cleanly before it does."""
     cluster = KafkaCluster(3, heap_mb=384)
     cluster.start()
     yield cluster
