@@ -128,7 +128,7 @@ def up(
             raise click.ClickException(str(exc)) from None
         except KeyboardInterrupt:
             raise click.Abort from None
-        _run(lambda: run(settings, on_ready=hub.ready))
+        _run(lambda: run(settings, on_ready=hub.ready, exit_if_stuck=True))
     finally:
         hub.close()
     click.echo("Kolony stopped.", err=True)
@@ -152,7 +152,7 @@ def worker(log_level: str) -> None:
 
     _logging(log_level)
     settings = _settings()
-    _run(lambda: run(settings, worker=True, gateway=False))
+    _run(lambda: run(settings, worker=True, gateway=False, exit_if_stuck=True))
 
 
 @main.command()
@@ -165,7 +165,7 @@ def gateway(host: str | None, port: int | None, log_level: str) -> None:
 
     _logging(log_level)
     settings = _settings(host=host, port=port)
-    _run(lambda: run(settings, worker=False, gateway=True))
+    _run(lambda: run(settings, worker=False, gateway=True, exit_if_stuck=True))
 
 
 @main.command("mcp")

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import signal
+import threading
 from collections.abc import Callable, Generator
 from typing import Any
 
@@ -42,8 +43,13 @@ async def run(
     gateway: bool = True,
     on_ready: Callable[[Settings], None] | None = None,
     stop: asyncio.Event | None = None,
+    exit_if_stuck: bool = False,
 ) -> None:
-    """Start what is asked for, call ``on_ready``, and stop it all on SIGINT/SIGTERM or ``stop``."""
+    """Start what is asked for, call ``on_ready``, and stop it all on SIGINT/SIGTERM or ``stop``.
+
+    With ``exit_if_stuck`` (the CLI's processes) a stop that takes longer than the settings'
+    ``stop_timeout`` and 10 s more ends the process: a worker whose brokers are all gone
+    cannot commit, and would otherwise wait for them forever."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -59,6 +65,7 @@ async def run(
             update={"exactly_once": await supports_transactions(settings)}
         )
     crashed: list[BaseException] = []
+    deadline: threading.Timer | None = None
     async with contextlib.AsyncExitStack() as stack:
         if worker:
             kolony_worker = await stack.enter_async_context(_worker(settings))
@@ -70,6 +77,10 @@ async def run(
             on_ready(settings)
         await stop.wait()
         logger.info("stopping")
+        if exit_if_stuck:
+            deadline = _exit_if_stuck(settings.stop_timeout + 10)
+    if deadline is not None:
+        deadline.cancel()  # stopped in time
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.remove_signal_handler(sig)
@@ -99,6 +110,25 @@ async def _watch(app: Any, stop: asyncio.Event, crashed: list[BaseException]) ->
     stop.set()
 
 
+def _exit_if_stuck(within: float) -> threading.Timer:
+    """End the process in ``within`` seconds unless it ended by then (a daemon thread: the
+    event loop may be the thing that is stuck)."""
+
+    def give_up() -> None:
+        logger.error(
+            "did not stop within %g s (is Kafka reachable?); exiting now. What was not "
+            "committed is decided again by the next worker: nothing is lost",
+            within,
+        )
+        logging.shutdown()
+        os._exit(1)
+
+    timer = threading.Timer(within, give_up)
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
 @contextlib.asynccontextmanager
 async def _worker(settings: Settings) -> Any:
     from faust.contrib.asgi import faust_app_running
@@ -106,7 +136,7 @@ async def _worker(settings: Settings) -> Any:
     from streams.app import KolonyWorker
 
     kolony_worker = KolonyWorker(settings)
-    async with faust_app_running(kolony_worker.app, stop_timeout=30):
+    async with faust_app_running(kolony_worker.app, stop_timeout=settings.stop_timeout):
         yield kolony_worker
 
 

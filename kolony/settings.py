@@ -102,6 +102,10 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65_535)
     command_timeout: float = Field(default=5.0, gt=0, le=120)
+    # How long a stopping process may take to finish cleanly (the worker's last commit, the
+    # gateway's open requests). Past it, and 10 s more, it exits anyway: what it had not
+    # committed is decided again by the next worker (docs/design.md), so nothing is lost.
+    stop_timeout: float = Field(default=30.0, gt=0, le=600)
     # How many recent commands' outcomes a gateway keeps to answer a retry (the same
     # command id, or Idempotency-Key) without applying it twice.
     remembered_outcomes: int = Field(default=10_000, ge=0, le=10_000_000)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
@@ -13,6 +14,8 @@ from kolony.kafka import ensure_topics
 from kolony.settings import Settings
 from services.gateway.app import create_app
 from services.hub import Hub, HubUnavailable
+from tests.support.kafka_cluster import KafkaCluster
+from tests.support.processes import KolonyProcess
 
 pytestmark = pytest.mark.kafka
 
@@ -47,3 +50,34 @@ async def test_hub_refuses_to_start_without_kafka() -> None:
     hub = Hub(settings)
     with pytest.raises(HubUnavailable, match="cannot reach Kafka"):
         await hub.start()
+
+
+def test_a_worker_whose_brokers_are_gone_still_stops(
+    tmp_path: Path, three_brokers: KafkaCluster
+) -> None:
+    """SIGTERM with no broker left: the worker cannot commit or leave its group, and waited
+    for a cluster that was gone (more than a minute, measured). It gives up after its stop
+    timeout and 10 s more instead. Nothing is lost: what it did not commit is decided again
+    by the next worker."""
+    settings = Settings(
+        bootstrap_servers=three_brokers.bootstrap_servers,
+        topic_prefix="gone",
+        partitions=3,
+        replication_factor=3,
+        data_dir=tmp_path / "data",
+        stop_timeout=3,
+    )
+    worker = KolonyProcess(["worker", "--log-level", "info"], settings, tmp_path / "worker.log")
+    try:
+        asyncio.run(ensure_topics(settings))
+        worker.start()
+        deadline = time.monotonic() + 60
+        while "registry recovered" not in worker.log():
+            assert time.monotonic() < deadline, worker.log()[-3000:]
+            time.sleep(0.2)
+        three_brokers.stop()
+        started = time.monotonic()
+        worker.terminate(60)  # fails (and kills it) if it is still there after 60 s
+        assert time.monotonic() - started < 3 + 10 + 15, worker.log()[-2000:]
+    finally:
+        worker.kill()
