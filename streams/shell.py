@@ -257,9 +257,13 @@ class BatchDecider(Generic[C, E, S]):
         order with the rest, and acknowledged once written like any other.
         """
         holes: list[tuple[int, int, int]] = []
+        faust_consumer: Any = self.app.consumer  # streams.transport's
+        topic = self.commands.get_topic_name()
         for record in batch:
             message = record.message
             expected = self._next_offset.get(message.partition)
+            if expected is None:  # the first since the assignment: from where deciding starts
+                expected = faust_consumer.decide_from(TP(topic, message.partition))
             if expected is not None and message.offset > expected:
                 holes.append((message.partition, expected, message.offset - 1))
             if expected is None or message.offset >= expected:

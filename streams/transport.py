@@ -54,10 +54,41 @@ class _Consumer(faust_aiokafka.Consumer):
         # aiokafka's seek to committed skips partitions with nothing committed, leaving them
         # wherever the previous generation's fetches left them: past the cleared messages.
         changelogs = set(self.app.tables.changelog_topics)
-        for tp in self.assignment():
-            uncommitted = self._committed_offset.get(tp) is None
-            if uncommitted and tp.topic not in changelogs and "__assignor" not in tp.topic:
-                await self.seek(tp, 0)  # below the log start, the reset policy (earliest) applies
+        uncommitted = [
+            tp
+            for tp in self.assignment()
+            if self._committed_offset.get(tp) is None
+            and tp.topic not in changelogs
+            and "__assignor" not in tp.topic
+        ]
+        for tp in uncommitted:
+            await self.seek(tp, 0)  # below the log start, the reset policy (earliest) applies
+        decided = options_of(self.app).decided_topics
+        heads = [tp for tp in uncommitted if tp.topic in decided]
+        self._kolony_starts = dict(await self.earliest_offsets(*heads)) if heads else {}
+
+    def decide_from(self, tp: Any) -> int | None:
+        """The first offset of ``tp`` this consumer must decide: the committed one, or the
+        log's start where nothing is committed (None: not known)."""
+        committed: int | None = self._committed_offset.get(tp)
+        if committed is not None:
+            return committed
+        starts: dict[Any, int] = getattr(self, "_kolony_starts", {})
+        return starts.get(tp)
+
+    def _new_offset(self, tp: Any) -> int | None:
+        """Faust commits past a skipped first offset: it checks the head of the acked
+        offsets against the committed one only when something non-zero was committed, and
+        lets a gap of exactly one offset through (``min(acked) - committed > 1``). For the
+        command topics nothing is committed while the first offset to decide is not acked."""
+        if tp.topic in options_of(self.app).decided_topics:
+            first = self.decide_from(tp)
+            acked = self._acked[tp]
+            lowest = min([*acked, *(gap.begin for gap in self._gap[tp])], default=None)
+            if first is not None and lowest is not None and lowest > first:
+                return None
+        offset: int | None = super()._new_offset(tp)
+        return offset
 
     async def _add_gap(self, tp: Any, offset_from: int, offset_to: int) -> None:
         """Faust counts offsets its fetch skipped as acknowledged, so a commit passes them.

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import json
 import logging
 import time
@@ -120,11 +119,12 @@ class Connection:
             pass
         finally:
             self.hub.pushes.detach(self, self.agent_id)
-            for task in (writer, self._backlog):
-                if task is not None:
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+            tasks = [task for task in (writer, self._backlog) if task is not None]
+            for task in tasks:
+                task.cancel()
+            # A writer that stopped on a failed send (the client vanished) has nothing more
+            # to say: its error is the disconnect itself.
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     # binding and pushes
 
