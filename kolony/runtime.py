@@ -52,9 +52,23 @@ async def run(
     cannot commit, and would otherwise wait for them forever."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
+    deadline: threading.Timer | None = None
+
+    def on_signal(*_: Any) -> None:
+        # Runs outside the event loop (a plain signal handler), so the deadline starts even
+        # when the loop itself is what is stuck.
+        nonlocal deadline
+        if exit_if_stuck and deadline is None:
+            deadline = _exit_if_stuck(settings.stop_timeout + 10)
+        loop.call_soon_threadsafe(stop.set)
+
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            if exit_if_stuck:
+                signal.signal(sig, on_signal)
+            else:
+                loop.add_signal_handler(sig, stop.set)
     with contextlib.suppress(NotImplementedError, RuntimeError, AttributeError):
         loop.add_signal_handler(signal.SIGUSR1, _log_tasks)
     roles = [name for name, on in (("worker", worker), ("gateway", gateway)) if on]
@@ -65,7 +79,6 @@ async def run(
             update={"exactly_once": await supports_transactions(settings)}
         )
     crashed: list[BaseException] = []
-    deadline: threading.Timer | None = None
     async with contextlib.AsyncExitStack() as stack:
         if worker:
             kolony_worker = await stack.enter_async_context(_worker(settings))
@@ -77,13 +90,16 @@ async def run(
             on_ready(settings)
         await stop.wait()
         logger.info("stopping")
-        if exit_if_stuck:
+        if exit_if_stuck and deadline is None:  # stopped by a crash, not a signal
             deadline = _exit_if_stuck(settings.stop_timeout + 10)
     if deadline is not None:
         deadline.cancel()  # stopped in time
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.remove_signal_handler(sig)
+    for sig, handler in previous.items():
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError, TypeError):
+            if exit_if_stuck:
+                signal.signal(sig, handler)
+            else:
+                loop.remove_signal_handler(sig)
     if crashed:
         raise WorkerCrashed(f"the stream worker crashed: {crashed[0]!r}") from crashed[0]
 
