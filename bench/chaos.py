@@ -38,6 +38,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -233,10 +234,7 @@ class Load:
         self._traffic = asyncio.create_task(self._steady())
 
     async def stop_traffic(self) -> None:
-        if self._traffic is not None:
-            self._traffic.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._traffic
+        await _cancel(self._traffic)
 
     async def quiesce(self) -> None:
         """No new commands: the traffic and the agents' work stop, reports in flight are sent."""
@@ -291,11 +289,7 @@ class Load:
 
     async def _steady(self) -> None:
         topics = self.settings.topics
-        i = 0
-        began = time.monotonic()
-        while True:
-            i += 1
-            await asyncio.sleep(max(0.0, began + i / self.rate - time.monotonic()))
+        async for i in _ticks(self.rate):
             sender, other = self.rng.sample(self.agents, 2)
             kind = i % 4
             if kind in (0, 1):
@@ -415,10 +409,7 @@ class RestLoad:
         self._traffic = asyncio.create_task(self._steady())
 
     async def stop_traffic(self) -> None:
-        if self._traffic is not None:
-            self._traffic.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._traffic
+        await _cancel(self._traffic)
 
     async def settle(self, within: float) -> None:
         """Let the requests in flight finish (retrying), then close the client."""
@@ -430,17 +421,9 @@ class RestLoad:
         await asyncio.gather(*self._calls, return_exceptions=True)
         await self._client.aclose()
 
-    def check(self) -> None:
-        if self._traffic is not None and self._traffic.done() and not self._traffic.cancelled():
-            self._traffic.result()
-
     async def _steady(self) -> None:
         load = self.load
-        i = 0
-        began = time.monotonic()
-        while True:
-            i += 1
-            await asyncio.sleep(max(0.0, began + i / self.rate - time.monotonic()))
+        async for i in _ticks(self.rate):
             sender, other = load.rng.sample(load.agents, 2)
             if i % 2:
                 body: dict[str, Any] = {
@@ -705,6 +688,24 @@ def _resumed_after(
     if target == "broker":
         return _resumed(load, killed_at, killed_at)
     return _resumed(load, killed_at, restarted_at)
+
+
+async def _cancel(task: asyncio.Task[Any] | None) -> None:
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _ticks(rate: float) -> AsyncIterator[int]:
+    """1, 2, 3, … at ``rate`` a second, on a fixed schedule (a late tick does not delay
+    the ones after it)."""
+    began = time.monotonic()
+    i = 0
+    while True:
+        i += 1
+        await asyncio.sleep(max(0.0, began + i / rate - time.monotonic()))
+        yield i
 
 
 def _resumed(load: Load, killed_at: float, restarted_at: float) -> float:
