@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	@echo "installing Kolony with its test and development tools into $(VENV) ..."
-	$(BIN)/pip install -e ".[test,dev,rocksdb]"
+	$(BIN)/pip install -e ".[test,dev]"
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed

@@ -38,7 +38,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -479,7 +479,12 @@ class ChaosReport:
     kills_by_target: dict[str, int]
     restarted_by_supervisor: dict[str, int]
     rest: dict[str, Any]
-    resume_seconds: list[float]
+    resume_seconds: list[float]  # every kill's, in order
+    resume_by_target: dict[str, list[float]]
+    # Times the worker's watchdog saw a partition with commands waiting and no commit for
+    # 10 s: deciding that stalled although nothing was lost (a stalled commit makes every
+    # later restart read the log back from further).
+    stalls: int
     lost: int
     duplicated: int
     audit: dict[str, Any]
@@ -487,16 +492,37 @@ class ChaosReport:
 
     @property
     def resume_p99(self) -> float:
-        if not self.resume_seconds:
-            return 0.0
-        ordered = sorted(self.resume_seconds)
-        return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+        """Of the time to resume deciding: after a worker's restart, or a broker's kill."""
+        deciding = [s for t in ("worker", "broker") for s in self.resume_by_target.get(t, ())]
+        return _p99(deciding)
+
+    def by_target(self) -> str:
+        return "; ".join(
+            f"{target} p99 {_p99(seconds):.1f} s (max {max(seconds):.1f})"
+            for target, seconds in self.resume_by_target.items()
+            if seconds
+        )
 
     def line(self) -> str:
         return (
             f"chaos: {self.commands} commands, {self.kills} kills, {self.lost} lost, "
             f"{self.duplicated} duplicated, resume p99 {self.resume_p99:.1f} s"
         )
+
+
+def _p99(seconds: Sequence[float]) -> float:
+    if not seconds:
+        return 0.0
+    ordered = sorted(seconds)
+    return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+
+
+def _stalls(workdir: Path, settings: Settings) -> int:
+    """The worker watchdog's "no progress" warnings, over every run of the worker."""
+    log = workdir / f"{settings.topic_prefix}.worker.log"
+    if not log.exists():
+        return 0
+    return sum("no progress on" in line for line in log.read_text(errors="replace").splitlines())
 
 
 async def run(
@@ -528,7 +554,7 @@ async def run(
     roles = ["worker"] + [role for role in ("gateway", "agent") if role in targets]
     commands = {
         "worker": (["worker", "--log-level", "info"], "kolony"),
-        "gateway": (["gateway", "--log-level", "warning"], "kolony"),
+        "gateway": (["gateway", "--log-level", "info"], "kolony"),
         "agent": ([], "bench.chaos_agent"),
     }
 
@@ -563,6 +589,7 @@ async def run(
     rest = RestLoad(load, url, rate / 4) if "gateway" in running else None
     supervisor = asyncio.create_task(supervise())
     resumes: list[float] = []
+    resumes_of: dict[str, list[float]] = {target: [] for target in targets}
     kinds: Counter[str] = Counter()
     try:
         await load.start()
@@ -599,6 +626,7 @@ async def run(
             # A cluster works on without the killed broker: for it, the time from the kill.
             since = killed_at if target == "broker" else restarted_at
             resumes.append(resumed() - since)
+            resumes_of[target].append(round(resumes[-1], 2))
             say(
                 f"kill {k + 1}/{kills} ({target}): working again {resumes[-1]:.1f} s after "
                 + ("the kill" if target == "broker" else "the restart")
@@ -660,6 +688,8 @@ async def run(
             else {}
         ),
         resume_seconds=[round(r, 2) for r in resumes],
+        resume_by_target=resumes_of,
+        stalls=_stalls(workdir, settings),
         lost=len(result.lost),
         duplicated=len(result.duplicated) + len(result.repeated_transitions),
         audit=asdict(result),
@@ -777,6 +807,7 @@ async def main(args: argparse.Namespace) -> int:
     RESULTS.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H-%M-%S")
     (RESULTS / f"chaos-{stamp}.json").write_text(json.dumps(asdict(report), indent=2))
+    print(f"resume by target: {report.by_target()}; worker commits stalled {report.stalls}×")
     print(report.line())
     return 0 if report.lost == 0 and report.duplicated == 0 else 1
 

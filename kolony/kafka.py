@@ -200,8 +200,10 @@ def desired_topics(settings: Settings) -> list[NewTopic]:
     ]
 
 
-async def ensure_topics(settings: Settings, request_timeout: float = 30.0) -> None:
-    """Create missing topics; fail clearly when an existing one has the wrong partition count."""
+async def ensure_topics(settings: Settings, request_timeout: float = 30.0) -> str | None:
+    """Create missing topics; fail clearly when an existing one has the wrong partition count.
+
+    Returns the cluster's id (None: the broker does not say)."""
     admin = AIOKafkaAdminClient(
         **client_options(settings), request_timeout_ms=int(request_timeout * 1000)
     )
@@ -220,6 +222,10 @@ async def ensure_topics(settings: Settings, request_timeout: float = 30.0) -> No
                 except TopicAlreadyExistsError:
                     logger.debug("topics created concurrently by another process")
             await _check_partitions(admin, wanted)
+            try:
+                cluster: dict[str, Any] = await admin.describe_cluster()
+            except KafkaError:
+                cluster = {}
         finally:
             await coordinator
     except (KafkaError, OSError, TimeoutError) as exc:
@@ -228,6 +234,8 @@ async def ensure_topics(settings: Settings, request_timeout: float = 30.0) -> No
         ) from exc
     finally:
         await admin.close()
+    found = cluster.get("cluster_id")
+    return str(found) if found else None
 
 
 async def read_range(

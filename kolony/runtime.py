@@ -73,7 +73,7 @@ async def run(
         loop.add_signal_handler(signal.SIGUSR1, _log_tasks)
     roles = [name for name, on in (("worker", worker), ("gateway", gateway)) if on]
     logger.info("starting the %s (process %d)", " and the ".join(roles), os.getpid())
-    await ensure_topics(settings)
+    cluster_id = await ensure_topics(settings)
     if worker and settings.exactly_once == "auto":
         settings = settings.model_copy(
             update={"exactly_once": await supports_transactions(settings)}
@@ -81,7 +81,7 @@ async def run(
     crashed: list[BaseException] = []
     async with contextlib.AsyncExitStack() as stack:
         if worker:
-            kolony_worker = await stack.enter_async_context(_worker(settings))
+            kolony_worker = await stack.enter_async_context(_worker(settings, cluster_id))
             watcher = asyncio.create_task(_watch(kolony_worker.app, stop, crashed))
             stack.callback(watcher.cancel)
         if gateway:
@@ -146,14 +146,17 @@ def _exit_if_stuck(within: float) -> threading.Timer:
 
 
 @contextlib.asynccontextmanager
-async def _worker(settings: Settings) -> Any:
+async def _worker(settings: Settings, cluster_id: str | None) -> Any:
     from faust.contrib.asgi import faust_app_running
 
     from streams.app import KolonyWorker
 
-    kolony_worker = KolonyWorker(settings)
-    async with faust_app_running(kolony_worker.app, stop_timeout=settings.stop_timeout):
-        yield kolony_worker
+    kolony_worker = KolonyWorker(settings, cluster_id)
+    try:
+        async with faust_app_running(kolony_worker.app, stop_timeout=settings.stop_timeout):
+            yield kolony_worker
+    finally:
+        kolony_worker.store.release()
 
 
 @contextlib.asynccontextmanager

@@ -61,7 +61,9 @@ class Settings(BaseSettings):
     task_ttl: float = Field(default=3_600.0, gt=0, le=30 * 86_400)
     task_max_retries: int = Field(default=3, ge=0, le=100)
     task_timer_interval: float = Field(default=0.25, gt=0, le=1)
-    store: Literal["memory", "rocksdb"] = "memory"
+    # Where a worker keeps its tables: RocksDB under `data_dir`/worker (a restart replays
+    # only the changelogs' tail), or memory (rebuilt from the whole changelogs each start).
+    store: Literal["memory", "rocksdb"] = "rocksdb"
     data_dir: Path = Path(".kolony")
     session_timeout: float = Field(default=10.0, ge=6, le=300)
     # A stable name for this worker in its consumer group (Kafka's static membership): a

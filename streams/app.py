@@ -6,12 +6,14 @@ import logging
 import os
 import socket
 from datetime import UTC, datetime
+from pathlib import Path
 
 import faust
 
 from kolony.kafka import faust_credentials, require_bootstrap
 from kolony.settings import Settings
 from schemas.system import WORKER_BEACON, WorkerBeacon
+from streams import storage
 from streams.apps import AppProcessor
 from streams.codec import raw_topic
 from streams.inbox import Inbox
@@ -29,10 +31,14 @@ logger = logging.getLogger(__name__)
 class KolonyWorker:
     """The Faust app plus Kolony's processors and the beacon gateways watch for health."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, cluster_id: str | None = None) -> None:
+        """``cluster_id``: the Kafka cluster's, to keep tables of another cluster apart."""
         self.settings = settings
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
-        self.app = build_faust_app(settings)
+        self.store = storage.claim(settings)
+        self.app = build_faust_app(
+            settings, self.store.tables(settings.topics.app_id, cluster_id)
+        )
         self.view = NetworkView(settings)
         self.registry = RegistryProcessor(self.app, settings, self.view)
         inbox = Inbox(self.app, settings)
@@ -81,17 +87,15 @@ class KolonyWorker:
         self.system.send_soon(key=self.worker_id.encode(), value=WORKER_BEACON.dump_json(beacon))
 
 
-def build_faust_app(settings: Settings) -> faust.App:
+def build_faust_app(settings: Settings, datadir: Path) -> faust.App:
     brokers = [f"kolony://{host.strip()}" for host in require_bootstrap(settings).split(",")]
     store = "memory://" if settings.store == "memory" else "rocksdb://"
-    # Faust creates its data directory without parents.
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
     return faust.App(
         settings.topics.app_id,
         broker=brokers,
         broker_credentials=faust_credentials(settings),
         store=store,
-        datadir=str(settings.data_dir / "worker"),
+        datadir=str(datadir),
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
         processing_guarantee="exactly_once" if settings.exactly_once is True else "at_least_once",

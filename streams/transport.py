@@ -105,8 +105,20 @@ class _Consumer(faust_aiokafka.Consumer):
         await super()._add_gap(tp, offset_from, offset_to)
 
     async def acknowledge_range(self, tp: Any, offset_from: int, offset_to: int) -> None:
-        """Count offsets as acknowledged (and committable) without a message for each."""
-        await super()._add_gap(tp, offset_from, offset_to)
+        """Count offsets as acknowledged (and committable) without a message for each.
+
+        Not through Faust's ``_add_gap``: it drops the committed offset itself (it takes it
+        for the last one processed, while it is the next one to read), so a command read
+        back at the head of its partition was never acknowledged, and the partition's
+        commits stopped until the worker restarted (the chaos suite's watchdog saw it).
+        """
+        committed: int | None = self._committed_offset[tp]
+        if committed is not None:
+            offset_from = max(offset_from, committed)
+        if offset_from <= offset_to:
+            gaps = self._gap[tp]
+            gaps.addi(offset_from, offset_to + 1)  # intervals exclude their end
+            gaps.merge_overlaps()
 
 
 class _Producer(faust_aiokafka.Producer):

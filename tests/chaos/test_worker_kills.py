@@ -40,3 +40,6 @@ async def test_killing_the_worker_under_load_loses_and_repeats_nothing(
     assert audit["stuck_tasks"] == [], report.line()
     assert audit["table_differences"] == [], report.line()
     assert len(report.resume_seconds) == 4
+    # Deciding never stalled: a partition's commits stopped once behind a command read back
+    # at its head (streams/transport.py, acknowledge_range), and only a restart moved them.
+    assert report.stalls == 0, report.line()
