@@ -80,12 +80,18 @@ async def run(
         )
     crashed: list[BaseException] = []
     async with contextlib.AsyncExitStack() as stack:
+        # Both start at once: the gateway folds the log while the worker joins its group
+        # and recovers its tables. They stop in the reverse order (the gateway first).
+        starting: list[contextlib.AbstractAsyncContextManager[Any]] = []
         if worker:
-            kolony_worker = await stack.enter_async_context(_worker(settings, cluster_id))
+            starting.append(_worker(settings, cluster_id))
+        if gateway:
+            starting.append(_gateway(settings))
+        started = await _enter_together(stack, starting)
+        if worker:
+            kolony_worker = started[0]
             watcher = asyncio.create_task(_watch(kolony_worker.app, stop, crashed))
             stack.callback(watcher.cancel)
-        if gateway:
-            await stack.enter_async_context(_gateway(settings))
         if on_ready is not None:
             on_ready(settings)
         await stop.wait()
@@ -102,6 +108,26 @@ async def run(
                 loop.remove_signal_handler(sig)
     if crashed:
         raise WorkerCrashed(f"the stream worker crashed: {crashed[0]!r}") from crashed[0]
+
+
+async def _enter_together(
+    stack: contextlib.AsyncExitStack, managers: list[contextlib.AbstractAsyncContextManager[Any]]
+) -> list[Any]:
+    """Enter ``managers`` concurrently; ``stack`` exits them in reverse order of the list.
+    If one fails to start, those that started are exited and its error raised."""
+    own = [contextlib.AsyncExitStack() for _ in managers]
+    results = await asyncio.gather(
+        *(each.enter_async_context(manager) for each, manager in zip(own, managers, strict=True)),
+        return_exceptions=True,
+    )
+    failed = [r for r in results if isinstance(r, BaseException)]
+    if failed:
+        for each in reversed(own):
+            await each.aclose()
+        raise failed[0]
+    for each in own:
+        stack.push_async_callback(each.aclose)
+    return results
 
 
 def _log_tasks() -> None:

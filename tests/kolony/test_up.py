@@ -52,6 +52,17 @@ def wait_http(url: str, timeout: float) -> httpx.Response:
         time.sleep(0.2)
 
 
+def banner(log: Path, timeout: float = 30) -> str:
+    """The output once `kolony up` printed its banner (just after /health turns ok: the
+    worker may report ready a moment before its start returns)."""
+    deadline = time.monotonic() + timeout
+    while "Kolony 0." not in (output := log.read_text()) or "Press Ctrl-C" not in output:
+        if time.monotonic() > deadline:
+            pytest.fail(f"no banner within {timeout:g} s:\n{output[-3000:]}")
+        time.sleep(0.1)
+    return output
+
+
 def start_up(data: Path, log: Path, port: int, *args: str, **env: str) -> subprocess.Popen[bytes]:
     """`kolony up` as a user starts it (Kafka on a free port: tests run side by side)."""
     with open(log, "ab") as out:
@@ -88,7 +99,7 @@ def test_up_serves_registers_expires_and_stops_cleanly(
     url, process, log = hub
     health = wait_http(f"{url}/health", timeout=60).json()
     assert health["status"] == "ok" and health["workers"]
-    output = log.read_text()
+    output = banner(log)
     assert f"gateway  {url}" in output and "Apache Kafka 4.1.1, embedded" in output
 
     card = {
