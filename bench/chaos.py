@@ -180,11 +180,30 @@ async def audit(
         if any(n > 1 for n in kinds.values()) or (rejected and len(seen) > rejected):
             result.duplicated.append(f"{command_id}: {sorted(kinds.elements())}")
     result.abandoned = {c: [kind for (_, _, kind) in decisions.get(c, [])] for c in abandoned}
+    stuck = {}
     for task_id in sorted(tasks_submitted):
         entry = task_states.get(task_id)
         if entry is None or entry.task is None or entry.task.status.state not in TERMINAL_STATES:
-            state = entry.task.status.state if entry and entry.task else "missing"
-            result.stuck_tasks.append(f"{task_id}: {state}")
+            stuck[task_id] = entry.task.status.state if entry and entry.task else "missing"
+    if stuck:
+        # Whether the hub delivered them: a delivery in the inbox points at the agent's side.
+        inbox = settings.topics.agent_inbox
+        delivered: dict[str, list[str]] = defaultdict(list)
+        for record in await read_topic(settings, inbox, settings.inbox_partitions):
+            item = INBOX_ITEM.validate_json(record.value)
+            if item.type == "inbox.task_assigned" and item.task.id in stuck:
+                delivered[item.task.id].append(
+                    f"{item.agent_id}@{record.partition}:{record.offset}"
+                )
+        result.stuck_tasks = [
+            f"{task_id}: {state}; "
+            + (
+                f"delivered to {', '.join(delivered[task_id])}"
+                if task_id in delivered
+                else "no delivery"
+            )
+            for task_id, state in stuck.items()
+        ]
     return result
 
 
