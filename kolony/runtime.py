@@ -116,17 +116,15 @@ async def _enter_together(
     """Enter ``managers`` concurrently; ``stack`` exits them in reverse order of the list.
     If one fails to start, those that started are exited and its error raised."""
     own = [contextlib.AsyncExitStack() for _ in managers]
+    for each in own:  # before starting: a cancelled start still stops what it started
+        stack.push_async_callback(each.aclose)
     results = await asyncio.gather(
         *(each.enter_async_context(manager) for each, manager in zip(own, managers, strict=True)),
         return_exceptions=True,
     )
     failed = [r for r in results if isinstance(r, BaseException)]
     if failed:
-        for each in reversed(own):
-            await each.aclose()
         raise failed[0]
-    for each in own:
-        stack.push_async_callback(each.aclose)
     return results
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.apps import AppPolicy
@@ -70,7 +70,7 @@ class Settings(BaseSettings):
     # worker restarted under the same name takes its partitions back at once instead of
     # after the session timeout. Each worker needs its own; unset, membership is dynamic.
     worker_name: str | None = Field(
-        default=None, min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:-]+$"
+        default=None, min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._-]+$"
     )
     # Faust transactions: each batch of commands is decided, published and committed
     # atomically. Off by default: measured, it costs half the worker's throughput and
@@ -131,6 +131,14 @@ class Settings(BaseSettings):
     cache_dir: Path | None = None
     maven_repository: str = "https://repo1.maven.org/maven2"
     java: str | None = None
+
+    @field_validator("topic_prefix", "worker_name")
+    @classmethod
+    def _a_directory_name(cls, value: str | None) -> str | None:
+        """Both name a directory under `data_dir` (a worker's tables)."""
+        if value in (".", ".."):
+            raise ValueError(f"{value!r} cannot name a directory")
+        return value
 
     @property
     def topics(self) -> Topics:

@@ -36,9 +36,13 @@ class KolonyWorker:
         self.settings = settings
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
         self.store = storage.claim(settings)
-        self.app = build_faust_app(
-            settings, self.store.tables(settings.topics.app_id, cluster_id)
-        )
+        try:
+            self.app = build_faust_app(
+                settings, self.store.tables(settings.topics.app_id, cluster_id)
+            )
+        except BaseException:
+            self.store.release()
+            raise
         self.view = NetworkView(settings)
         self.registry = RegistryProcessor(self.app, settings, self.view)
         inbox = Inbox(self.app, settings)
@@ -89,7 +93,12 @@ class KolonyWorker:
 
 def build_faust_app(settings: Settings, datadir: Path) -> faust.App:
     brokers = [f"kolony://{host.strip()}" for host in require_bootstrap(settings).split(",")]
-    store = "memory://" if settings.store == "memory" else "rocksdb://"
+    # Under transactions Faust writes a state to RocksDB before its transaction commits, and
+    # an aborted one (a killed worker) would leave it there, its command ids remembered,
+    # with nothing in the log: those tables stay in memory, rebuilt from the committed
+    # changelog at each start (docs/design.md, "Tables on disk").
+    on_disk = settings.store == "rocksdb" and settings.exactly_once is not True
+    store = "rocksdb://" if on_disk else "memory://"
     return faust.App(
         settings.topics.app_id,
         broker=brokers,

@@ -107,7 +107,7 @@ class BatchDecider(Generic[C, E, S]):
             value_type=None,
             use_partitioner=True,
             changelog_topic=changelog,
-            options=ROCKSDB_OPTIONS,
+            options=dict(ROCKSDB_OPTIONS),  # Faust's store takes from the dict it is given
         )
         # Faust derives a table's serializers from its types (JSON keys); Kolony's keys
         # are raw UTF-8 like the command keys, and values go through the pydantic codec.
@@ -132,7 +132,7 @@ class BatchDecider(Generic[C, E, S]):
         self._in_log: dict[int, set[str]] = {}
         # A store kept on disk (RocksDB) outlives the process: states the table holds
         # may be ahead of their changelog after a kill (docs/design.md).
-        self._kept_locally = settings.store == "rocksdb"
+        self._kept_locally = settings.store == "rocksdb" and settings.exactly_once is not True
         self.recovered_events = 0
         self.found_decided = 0  # re-read commands whose decision was in the log already
         self._next_offset: dict[int, int] = {}
@@ -353,7 +353,7 @@ class BatchDecider(Generic[C, E, S]):
             if after is not before:
                 steps[key].append((event, before, after))
                 changed[key] = (after, record_of[record.partition])
-            elif self._kept_locally and key not in changed:
+            elif self._kept_locally and key not in changed and self.current(key) is not None:
                 # A store kept on disk may hold a state the dead worker wrote whose
                 # changelog record never reached Kafka: write it there again.
                 changed[key] = (after, record_of[record.partition])

@@ -47,6 +47,8 @@ class StoreDir:
         another cluster are dropped and rebuilt from this one's changelogs.
         """
         path = self.path / app_id
+        if path.resolve().parent != self.path.resolve():
+            raise ValueError(f"{app_id!r} is not a directory name")
         marker = path / "cluster-id"
         if cluster_id is not None and path.exists():
             known = marker.read_text().strip() if marker.exists() else None
@@ -74,7 +76,9 @@ def claim(settings: Settings) -> StoreDir:
     named = settings.worker_name
     names = [named] if named else (str(i) for i in itertools.count())
     for name in itertools.islice(names, MAX_UNNAMED):
-        lock = FileLock(root / f"{name}.lock")
+        # Never a "soft" lock (a marker file a killed process leaves behind): only one the
+        # OS drops with its process.
+        lock = FileLock(root / f"{name}.lock", fallback_to_soft=False)
         try:
             lock.acquire(timeout=0)
         except Timeout:

@@ -10,6 +10,7 @@ import pytest
 
 from kolony.settings import Settings
 from streams import storage
+from streams.app import build_faust_app
 
 
 def test_unnamed_workers_take_the_first_free_directory(tmp_path: Path) -> None:
@@ -72,3 +73,15 @@ def test_tables_kept_for_another_cluster_are_dropped(tmp_path: Path) -> None:
     assert not (tables / "tasks-0.db").exists()
     assert (tables / "cluster-id").read_text() == "cluster-b"
     held.release()
+
+
+@pytest.mark.parametrize(("exactly_once", "scheme"), [(False, "rocksdb"), (True, "memory")])
+def test_tables_on_disk_only_without_transactions(
+    tmp_path: Path, exactly_once: bool, scheme: str
+) -> None:
+    """Under transactions Faust writes RocksDB before the transaction commits: an aborted
+    one (a killed worker) would leave a state the log does not hold."""
+    settings = Settings(
+        data_dir=tmp_path, bootstrap_servers="127.0.0.1:1", exactly_once=exactly_once
+    )
+    assert build_faust_app(settings, tmp_path).conf.store.scheme == scheme
