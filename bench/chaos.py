@@ -504,6 +504,9 @@ class ChaosReport:
     # 10 s: deciding that stalled although nothing was lost (a stalled commit makes every
     # later restart read the log back from further).
     stalls: int
+    # Times a gateway found a partition of the event logs not moving with records waiting
+    # (its fold re-reads it): it answers 503 for commands decided there meanwhile.
+    gateway_stalls: int
     lost: int
     duplicated: int
     audit: dict[str, Any]
@@ -536,9 +539,10 @@ def _p99(seconds: Sequence[float]) -> float:
     return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
 
 
-def _stalls(workdir: Path, settings: Settings) -> int:
-    """The worker watchdog's "no progress" warnings, over every run of the worker."""
-    log = workdir / f"{settings.topic_prefix}.worker.log"
+def _stalls(workdir: Path, settings: Settings, role: str = "worker") -> int:
+    """The "no progress" warnings in a role's log, over every run of it: the worker's
+    watchdog, or a gateway's log follower."""
+    log = workdir / f"{settings.topic_prefix}.{role}.log"
     if not log.exists():
         return 0
     return sum("no progress on" in line for line in log.read_text(errors="replace").splitlines())
@@ -709,6 +713,7 @@ async def run(
         resume_seconds=[round(r, 2) for r in resumes],
         resume_by_target=resumes_of,
         stalls=_stalls(workdir, settings),
+        gateway_stalls=_stalls(workdir, settings, "gateway"),
         lost=len(result.lost),
         duplicated=len(result.duplicated) + len(result.repeated_transitions),
         audit=asdict(result),
@@ -826,7 +831,10 @@ async def main(args: argparse.Namespace) -> int:
     RESULTS.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H-%M-%S")
     (RESULTS / f"chaos-{stamp}.json").write_text(json.dumps(asdict(report), indent=2))
-    print(f"resume by target: {report.by_target()}; worker commits stalled {report.stalls}×")
+    print(
+        f"resume by target: {report.by_target()}; worker commits stalled {report.stalls}×, "
+        f"gateway reads {report.gateway_stalls}×"
+    )
     print(report.line())
     return 0 if report.lost == 0 and report.duplicated == 0 else 1
 

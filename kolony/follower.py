@@ -23,6 +23,8 @@ from kolony.settings import Settings
 logger = logging.getLogger(__name__)
 
 CLOSE_TIMEOUT = 2.0  # seconds a closing client may take
+STUCK_AFTER = 10.0  # seconds a partition may lag its end without moving before it is re-read
+CHECK_EVERY = 5.0
 
 OnRecords = Callable[[str, Sequence[Any]], None]
 """Called with a topic and a batch of its records, in offset order per partition."""
@@ -83,6 +85,8 @@ class LogFollower:
         self._tasks: list[asyncio.Task[None]] = []
         self._targets: dict[TopicPartition, int] = {}
         self._holding_gc = False
+        self._moved: dict[TopicPartition, tuple[int, float]] = {}  # position, since when
+        self.stalls = 0  # partitions found not moving with records waiting, and re-read
 
     async def start(self, producer: AIOKafkaProducer, wait: float = 15.0) -> None:
         """Assign every partition and start reading from offset 0 (returns at once)."""
@@ -106,7 +110,10 @@ class LogFollower:
         else:
             _collector.hold()
             self._holding_gc = True
-        self._tasks = [asyncio.create_task(self._read(), name=self.name)]
+        self._tasks = [
+            asyncio.create_task(self._read(), name=self.name),
+            asyncio.create_task(self._watch(), name=f"{self.name}-watch"),
+        ]
 
     async def wait_forever(self) -> None:
         """Return only if reading stops (it does not, short of cancellation)."""
@@ -155,6 +162,49 @@ class LogFollower:
                     self.records_read,
                     time.monotonic() - self._started_at,
                 )
+
+    async def _watch(self) -> None:
+        """Re-read a partition whose position stopped short of its end (the fetch lost it:
+        seen after a broker was killed, a gateway then answered 503 for commands the
+        worker had decided), and say so."""
+        while True:
+            await asyncio.sleep(CHECK_EVERY)
+            try:
+                await asyncio.wait_for(self._check_progress(), CHECK_EVERY)
+            except (KafkaError, TimeoutError) as exc:
+                logger.debug("%s: progress check failed: %r", self.name, exc)
+
+    async def _check_progress(self) -> None:
+        consumer = self._consumer
+        if consumer is None:
+            return
+        assigned = list(consumer.assignment())
+        ends = await consumer.end_offsets(assigned)
+        now = time.monotonic()
+        for tp in assigned:
+            position = await consumer.position(tp)
+            end = ends.get(tp)
+            if end is None or position >= end:
+                self._moved.pop(tp, None)
+                continue
+            seen = self._moved.get(tp)
+            if seen is None or seen[0] != position:
+                self._moved[tp] = (position, now)
+                continue
+            if now - seen[1] < STUCK_AFTER:
+                continue
+            self.stalls += 1
+            logger.warning(
+                "%s: no progress on %s for %.0f s with records waiting: at offset %d, end %d;"
+                " reading it again",
+                self.name,
+                tp,
+                now - seen[1],
+                position,
+                end,
+            )
+            consumer.seek(tp, position)
+            self._moved[tp] = (position, now)
 
 
 async def close_quietly(client: AIOKafkaConsumer | AIOKafkaProducer) -> None:
