@@ -142,6 +142,7 @@ async def audit(
     """Read every event log and changelog from the start and check them (see the module)."""
     result = Audit(commands=len(acknowledged))
     decisions: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
+    written: dict[str, str] = {}  # where and when a command's first decision was written
     task_states: dict[str, Any] = {}
     for log in logs(settings):
         folded: dict[str, Any] = {}
@@ -152,6 +153,11 @@ async def audit(
             if event.command_id is not None:
                 kind = "rejected" if event.type == "command.rejected" else event.type
                 decisions[event.command_id].append((log.name, key, kind))
+                if event.command_id in abandoned and event.command_id not in written:
+                    stamp = datetime.fromtimestamp(record.timestamp / 1000, UTC)
+                    written[event.command_id] = (
+                        f"{record.partition}:{record.offset} at {stamp:%H:%M:%S.%f}"
+                    )
             if event.type == "command.rejected":
                 continue
             transitions[key, event.seq] += 1
@@ -179,7 +185,10 @@ async def audit(
         rejected = sum(n for (_, _, kind), n in kinds.items() if kind == "rejected")
         if any(n > 1 for n in kinds.values()) or (rejected and len(seen) > rejected):
             result.duplicated.append(f"{command_id}: {sorted(kinds.elements())}")
-    result.abandoned = {c: [kind for (_, _, kind) in decisions.get(c, [])] for c in abandoned}
+    result.abandoned = {
+        c: [f"{kind} ({written.get(c, '?')})" for (_, _, kind) in decisions.get(c, [])]
+        for c in abandoned
+    }
     stuck = {}
     for task_id in sorted(tasks_submitted):
         entry = task_states.get(task_id)
@@ -460,6 +469,7 @@ class RestLoad:
 
     async def _call(self, method: str, path: str, body: Any, task: bool = False) -> None:
         key = str(uuid.uuid4())
+        began = datetime.now(UTC)
         deadline = time.monotonic() + 180
         last = ""
         while time.monotonic() < deadline:
@@ -487,7 +497,10 @@ class RestLoad:
             await asyncio.sleep(0.5)
         self.abandoned += 1
         self.abandoned_keys.add(key)
-        self.abandoned_why.append(f"{method} {path} (key {key}): {last}")
+        self.abandoned_why.append(
+            f"{method} {path} (key {key}, tried {began:%H:%M:%S} to {datetime.now(UTC):%H:%M:%S}):"
+            f" {last}"
+        )
 
 
 @dataclass
