@@ -122,14 +122,15 @@ class LogFollower:
 
     def _caught_up(self) -> None:
         self.caught_up.set()
+        self._release_gc()
+
+    def _release_gc(self) -> None:
         if self._holding_gc:
             self._holding_gc = False
             _collector.release()
 
     async def stop(self) -> None:
-        if self._holding_gc:
-            self._holding_gc = False
-            _collector.release()
+        self._release_gc()
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -164,9 +165,10 @@ class LogFollower:
                 )
 
     async def _watch(self) -> None:
-        """Re-read a partition whose position stopped short of its end (the fetch lost it:
-        seen after a broker was killed, a gateway then answered 503 for commands the
-        worker had decided), and say so."""
+        """Re-read a partition whose position stopped short of its end, and say so: a
+        guard against a fetch that lost a partition, and a witness for the gateway that
+        answered 503 for decided commands after a broker kill (docs/reliability.md; in that
+        run it found no lag)."""
         while True:
             await asyncio.sleep(CHECK_EVERY)
             try:

@@ -93,12 +93,7 @@ class KolonyWorker:
 
 def build_faust_app(settings: Settings, datadir: Path) -> faust.App:
     brokers = [f"kolony://{host.strip()}" for host in require_bootstrap(settings).split(",")]
-    # Under transactions Faust writes a state to RocksDB before its transaction commits, and
-    # an aborted one (a killed worker) would leave it there, its command ids remembered,
-    # with nothing in the log: those tables stay in memory, rebuilt from the committed
-    # changelog at each start (docs/design.md, "Tables on disk").
-    on_disk = settings.store == "rocksdb" and settings.exactly_once is not True
-    store = "rocksdb://" if on_disk else "memory://"
+    store = "rocksdb://" if storage.on_disk(settings) else "memory://"
     return faust.App(
         settings.topics.app_id,
         broker=brokers,

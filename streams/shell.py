@@ -32,6 +32,7 @@ from kolony.kafka import read_range
 from kolony.settings import Settings
 from schemas.base import CommandRejected
 from schemas.limits import check_json, describe
+from streams import storage
 from streams.codec import raw_topic
 from streams.partitioning import partition_for
 
@@ -132,7 +133,7 @@ class BatchDecider(Generic[C, E, S]):
         self._in_log: dict[int, set[str]] = {}
         # A store kept on disk (RocksDB) outlives the process: states the table holds
         # may be ahead of their changelog after a kill (docs/design.md).
-        self._kept_locally = settings.store == "rocksdb" and settings.exactly_once is not True
+        self._kept_locally = storage.on_disk(settings)
         self.recovered_events = 0
         self.found_decided = 0  # re-read commands whose decision was in the log already
         self._next_offset: dict[int, int] = {}

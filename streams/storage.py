@@ -28,6 +28,14 @@ logger = logging.getLogger(__name__)
 MAX_UNNAMED = 64  # unnamed workers on one data directory at once
 
 
+def on_disk(settings: Settings) -> bool:
+    """Whether the worker's tables are kept in RocksDB. Not under transactions: there Faust
+    writes a state to RocksDB before its transaction commits, and an aborted one (a killed
+    worker) would leave it there, its command ids remembered, with nothing in the log; those
+    tables stay in memory, rebuilt from the committed changelog (docs/design.md)."""
+    return settings.store == "rocksdb" and settings.exactly_once is not True
+
+
 class StoreInUse(RuntimeError):
     """Another live process holds the directory this worker must use."""
 
