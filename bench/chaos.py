@@ -513,13 +513,17 @@ class ChaosReport:
     rest: dict[str, Any]
     resume_seconds: list[float]  # every kill's, in order
     resume_by_target: dict[str, list[float]]
-    # Times the worker's watchdog saw a partition with commands waiting and no commit for
-    # 10 s: deciding that stalled although nothing was lost (a stalled commit makes every
-    # later restart read the log back from further).
+    # Times the worker stopped making progress on a partition for 10 s with work waiting
+    # while not recovering or rebalancing (its watchdog's commits, or its view's reads):
+    # deciding that stalled although nothing was lost (a stalled commit makes every later
+    # restart read the log back from further).
     stalls: int
     # Times a gateway found a partition of the event logs not moving with records waiting
     # (its fold re-reads it): it answers 503 for commands decided there meanwhile.
     gateway_stalls: int
+    # The warnings behind both, and those of a worker that waited on its own recovery or a
+    # rebalance for over 10 s (a slow resume, which the resume times measure).
+    stall_lines: list[str]
     lost: int
     duplicated: int
     audit: dict[str, Any]
@@ -552,13 +556,20 @@ def _p99(seconds: Sequence[float]) -> float:
     return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
 
 
-def _stalls(workdir: Path, settings: Settings, role: str = "worker") -> int:
+def _stall_lines(workdir: Path, settings: Settings, role: str = "worker") -> list[str]:
     """The "no progress" warnings in a role's log, over every run of it: the worker's
-    watchdog, or a gateway's log follower."""
+    watchdog and view, or a gateway's log follower."""
     log = workdir / f"{settings.topic_prefix}.{role}.log"
     if not log.exists():
-        return 0
-    return sum("no progress on" in line for line in log.read_text(errors="replace").splitlines())
+        return []
+    lines = log.read_text(errors="replace").splitlines()
+    return [f"{role}: {line}" for line in lines if "no progress on" in line]
+
+
+def _stalled(lines: list[str]) -> int:
+    """Those of ``lines`` that are not a worker waiting on its own recovery or a rebalance."""
+    busy = ("in_recovery=True", "rebalancing=True")
+    return sum(not any(mark in line for mark in busy) for line in lines)
 
 
 async def run(
@@ -710,6 +721,8 @@ async def run(
         for process in running.values():
             with contextlib.suppress(Exception):
                 process.terminate(30)
+    worker_stalls = _stall_lines(workdir, settings)
+    gateway_stalls = _stall_lines(workdir, settings, "gateway")
     return ChaosReport(
         commands=result.commands,
         unacknowledged=load.unacknowledged,
@@ -725,8 +738,9 @@ async def run(
         ),
         resume_seconds=[round(r, 2) for r in resumes],
         resume_by_target=resumes_of,
-        stalls=_stalls(workdir, settings),
-        gateway_stalls=_stalls(workdir, settings, "gateway"),
+        stalls=_stalled(worker_stalls),
+        gateway_stalls=_stalled(gateway_stalls),
+        stall_lines=worker_stalls + gateway_stalls,
         lost=len(result.lost),
         duplicated=len(result.duplicated) + len(result.repeated_transitions),
         audit=asdict(result),
@@ -845,7 +859,7 @@ async def main(args: argparse.Namespace) -> int:
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H-%M-%S")
     (RESULTS / f"chaos-{stamp}.json").write_text(json.dumps(asdict(report), indent=2))
     print(
-        f"resume by target: {report.by_target()}; worker commits stalled {report.stalls}×, "
+        f"resume by target: {report.by_target()}; worker stalled {report.stalls}×, "
         f"gateway reads {report.gateway_stalls}×"
     )
     print(report.line())

@@ -7,7 +7,6 @@ whole network's agents and tasks into the view they route tasks by.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 import time
@@ -87,10 +86,12 @@ class LogFollower:
         self._holding_gc = False
         self._moved: dict[TopicPartition, tuple[int, float]] = {}  # position, since when
         self.stalls = 0  # partitions found not moving with records waiting, and re-read
+        self._stopping = False
 
     async def start(self, producer: AIOKafkaProducer, wait: float = 15.0) -> None:
         """Assign every partition and start reading from offset 0 (returns at once)."""
         self._started_at = time.monotonic()
+        self._stopping = False
         consumer = AIOKafkaConsumer(
             **consumer_options(self.settings),
             enable_auto_commit=False,
@@ -131,11 +132,9 @@ class LogFollower:
 
     async def stop(self) -> None:
         self._release_gc()
-        for task in self._tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
+        self._stopping = True
+        tasks, self._tasks = self._tasks, []
+        await _cancel(tasks, self.name)
         if self._consumer is not None:
             await close_quietly(self._consumer)
             self._consumer = None
@@ -143,7 +142,7 @@ class LogFollower:
     async def _read(self) -> None:
         consumer = self._consumer
         assert consumer is not None  # noqa: S101 - started before reading
-        while True:
+        while not self._stopping:
             try:
                 batches = await consumer.getmany(timeout_ms=1_000, max_records=self.max_records)
             except KafkaError:
@@ -154,7 +153,17 @@ class LogFollower:
             for tp, records in batches.items():
                 if records:
                     self.records_read += len(records)
-                    self.on_records(tp.topic, records)
+                    try:
+                        self.on_records(tp.topic, records)
+                    except Exception:
+                        # A fold's bug must not stop every later record from being read.
+                        logger.exception(
+                            "%s: folding %d records of %s from offset %d failed",
+                            self.name,
+                            len(records),
+                            tp,
+                            records[0].offset,
+                        )
             if not self.caught_up.is_set() and await reached(consumer, self._targets):
                 self._caught_up()
                 logger.info(
@@ -169,10 +178,14 @@ class LogFollower:
         guard against a fetch that lost a partition, and a witness for the gateway that
         answered 503 for decided commands after a broker kill (docs/reliability.md; in that
         run it found no lag)."""
-        while True:
+        while not self._stopping:
             await asyncio.sleep(CHECK_EVERY)
             try:
-                await asyncio.wait_for(self._check_progress(), CHECK_EVERY)
+                # Not asyncio.wait_for: on Python 3.11 it swallows a cancellation that
+                # arrives as the awaited call finishes (gh-86296), and a stopping gateway
+                # then waited for this loop for ever.
+                async with asyncio.timeout(CHECK_EVERY):
+                    await self._check_progress()
             except (KafkaError, TimeoutError) as exc:
                 logger.debug("%s: progress check failed: %r", self.name, exc)
 
@@ -207,6 +220,25 @@ class LogFollower:
             )
             consumer.seek(tp, position)
             self._moved[tp] = (position, now)
+
+
+async def _cancel(tasks: Sequence[asyncio.Task[None]], name: str) -> None:
+    """Cancel ``tasks`` and wait until they are done, cancelling again any that swallowed
+    the cancellation (a library's ``wait_for`` may, on Python 3.11), for at most
+    ``CLOSE_TIMEOUT`` seconds: a stopping process must not hang on its readers."""
+    pending = {task for task in tasks if not task.done()}
+    deadline = time.monotonic() + CLOSE_TIMEOUT
+    while pending:
+        for task in pending:
+            task.cancel()
+        left = deadline - time.monotonic()
+        if left <= 0:
+            logger.warning("%s: %d task(s) did not stop when cancelled", name, len(pending))
+            return
+        _, pending = await asyncio.wait(pending, timeout=min(left, 0.1))
+    for task in tasks:
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            logger.debug("%s: %s ended with %r", name, task.get_name(), task.exception())
 
 
 async def close_quietly(client: AIOKafkaConsumer | AIOKafkaProducer) -> None:
