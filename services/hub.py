@@ -124,7 +124,9 @@ class Hub:
         self._waiting: dict[str, int] = {}  # requests awaiting each pending command
         self._pending_for: dict[str, tuple[str, str]] = {}  # its topic and key
         # The first outcome of the latest commands: a retry with the same id gets it back.
-        self._outcomes: OrderedDict[str, tuple[str, str, AnyEvent]] = OrderedDict()
+        # Each with when its decision was written (ms): see _forget_old_outcomes.
+        self._outcomes: OrderedDict[str, tuple[str, str, AnyEvent, int]] = OrderedDict()
+        self._outcomes_by_time = False  # whether insertion order is the order written
         topics = settings.topics
         self._events_of = {
             topics.agent_commands: topics.agent_events,
@@ -222,7 +224,7 @@ class Hub:
         command_id: str = command.command_id  # type: ignore[attr-defined]  # every command has one
         known = self._outcomes.get(command_id)
         if known is not None:
-            events, entity, event = known
+            events, entity, event, _ = known
             if (events, entity) != (self._events_of.get(topic), key):
                 raise _reused(command_id)
             return _outcome(event)
@@ -301,12 +303,33 @@ class Hub:
             if command_id is None or command_id in self._outcomes:
                 continue
             entity = record.key.decode(errors="replace") if record.key else ""
-            self._outcomes[command_id] = (topic, entity, event)
+            self._outcomes[command_id] = (topic, entity, event, record.timestamp)
             if len(self._outcomes) > self.settings.remembered_outcomes:
-                self._outcomes.popitem(last=False)
+                self._forget_old_outcomes()
             future = self._pending.get(command_id)
             if future is not None and not future.done():
                 future.set_result(event)
+
+    def _forget_old_outcomes(self) -> None:
+        """Keep the latest ``remembered_outcomes`` outcomes, by when they were written.
+
+        A gateway folding its backlog reads the partitions in no particular order: one
+        partition's last decision may come first and twenty thousand older ones after it.
+        Forgetting by the order read then dropped the outcomes a client was retrying for
+        across a gateway restart, so its retries were published again, ignored by the worker
+        as decided already, and answered 503 for minutes. Until it has caught up it forgets
+        nothing; then it keeps the newest by the time written once, and from there on (it
+        reads the records as they come) forgets in the order read.
+        """
+        limit = self.settings.remembered_outcomes
+        if not self._outcomes_by_time:
+            if not self.follower.caught_up.is_set():
+                return
+            newest = sorted(self._outcomes.items(), key=lambda item: item[1][3])[-limit:]
+            self._outcomes = OrderedDict(newest) if limit else OrderedDict()
+            self._outcomes_by_time = True
+        while len(self._outcomes) > limit:
+            self._outcomes.popitem(last=False)
 
     def _fold_agent(self, value: bytes) -> AgentEvent:
         event = AGENT_EVENT.validate_json(value)

@@ -33,6 +33,9 @@ async def test_killing_each_process_and_a_broker_loses_and_repeats_nothing(
         fetch_max_wait_ms=200,
         beacon_interval=0.5,
         session_timeout=6,
+        # Fewer than the log's decisions, so that a restarted gateway must choose which to
+        # remember: the latest written, or its REST clients' retries go unanswered.
+        remembered_outcomes=300,
     )
     report = await run(
         settings,
