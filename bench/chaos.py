@@ -521,8 +521,11 @@ class ChaosReport:
     # Times a gateway found a partition of the event logs not moving with records waiting
     # (its fold re-reads it): it answers 503 for commands decided there meanwhile.
     gateway_stalls: int
-    # The warnings behind both, and those of a worker that waited on its own recovery or a
-    # rebalance for over 10 s (a slow resume, which the resume times measure).
+    # Times the worker's watchdog found a partition with work waiting from which nothing was
+    # fetched for 4 s, and fetched it again (docs/reliability.md, "Stalls").
+    refetches: int
+    # The warnings behind all three, and those of a worker that waited on its own recovery or
+    # a rebalance (a slow resume, which the resume times measure).
     stall_lines: list[str]
     lost: int
     duplicated: int
@@ -563,13 +566,15 @@ def _stall_lines(workdir: Path, settings: Settings, role: str = "worker") -> lis
     if not log.exists():
         return []
     lines = log.read_text(errors="replace").splitlines()
-    return [f"{role}: {line}" for line in lines if "no progress on" in line]
+    marks = ("no progress on", "nothing fetched from")
+    return [f"{role}: {line}" for line in lines if any(mark in line for mark in marks)]
 
 
-def _stalled(lines: list[str]) -> int:
-    """Those of ``lines`` that are not a worker waiting on its own recovery or a rebalance."""
+def _stalled(lines: list[str], what: str = "no progress on") -> int:
+    """Those of ``lines`` saying ``what`` that are not a worker waiting on its own recovery or
+    a rebalance."""
     busy = ("in_recovery=True", "rebalancing=True")
-    return sum(not any(mark in line for mark in busy) for line in lines)
+    return sum(what in line and not any(mark in line for mark in busy) for line in lines)
 
 
 async def run(
@@ -740,6 +745,7 @@ async def run(
         resume_by_target=resumes_of,
         stalls=_stalled(worker_stalls),
         gateway_stalls=_stalled(gateway_stalls),
+        refetches=_stalled(worker_stalls, "nothing fetched from"),
         stall_lines=worker_stalls + gateway_stalls,
         lost=len(result.lost),
         duplicated=len(result.duplicated) + len(result.repeated_transitions),
@@ -860,7 +866,7 @@ async def main(args: argparse.Namespace) -> int:
     (RESULTS / f"chaos-{stamp}.json").write_text(json.dumps(asdict(report), indent=2))
     print(
         f"resume by target: {report.by_target()}; worker stalled {report.stalls}×, "
-        f"gateway reads {report.gateway_stalls}×"
+        f"fetched again {report.refetches}×, gateway reads {report.gateway_stalls}×"
     )
     print(report.line())
     return 0 if report.lost == 0 and report.duplicated == 0 else 1

@@ -23,7 +23,7 @@ from streams.registry import RegistryProcessor
 from streams.tasks import TaskProcessor
 from streams.transport import TransportOptions
 from streams.view import NetworkView
-from streams.watchdog import Watchdog
+from streams.watchdog import CHECK_EVERY, Watchdog
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class KolonyWorker:
             idempotence=settings.idempotence,
         ).install(self.app)
         self.watchdog = Watchdog(self.app, commands)
-        self.app.timer(5.0, name=f"{settings.topic_prefix}.watchdog")(self.watchdog.check)
+        self.app.timer(CHECK_EVERY, name=f"{settings.topic_prefix}.watchdog")(self.watchdog.check)
         self.system = raw_topic(self.app, settings.topics.system, 1)
         self.app.timer(settings.beacon_interval, name=f"{settings.topic_prefix}.beacon")(
             self._beacon

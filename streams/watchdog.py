@@ -1,10 +1,12 @@
 """Notice when a stream worker stops deciding a command partition that has work waiting.
 
 A safety net under the fix in :mod:`streams.transport` for partitions Faust stopped
-delivering after a rebalance. Every few seconds this compares, for each command partition
-the worker owns, the committed offset with the partition's end; a partition with work that
-made no progress for a while is reported with Faust's bookkeeping, resumed and re-read from
-its last commit (the deciders drop commands they have decided already).
+delivering after a rebalance. Every two seconds this compares, for each command partition
+the worker owns, the committed offset with the partition's end. A partition with work waiting
+that made no progress is reported with Faust's and the Kafka client's bookkeeping, resumed and
+re-read from its last commit (the deciders drop commands they have decided already): after 4 s
+when nothing was even fetched from it ("nothing fetched from"), after 10 s otherwise ("no
+progress on": its commits stopped).
 """
 
 from __future__ import annotations
@@ -17,14 +19,20 @@ from faust.types import TP
 
 logger = logging.getLogger(__name__)
 
-STUCK_AFTER = 10.0  # seconds without progress on a partition with work waiting
+STUCK_AFTER = 10.0  # seconds without a commit on a partition with work waiting
+# Seconds without a single command read from a partition with work waiting, after which it is
+# fetched again. Observed (docs/reliability.md, "Stalls"): after a restart the fetch sometimes
+# delivers nothing from some partitions until they are sought again.
+STARVED_AFTER = 4.0
+CHECK_EVERY = 2.0
 
 
 class Watchdog:
     def __init__(self, app: Any, topics: list[str]) -> None:
         self.app = app
         self.topics = set(topics)
-        self._last: dict[TP, tuple[int | None, float]] = {}
+        # per partition: committed and read offsets, since when each is unchanged
+        self._last: dict[TP, tuple[int | None, int | None, float, float]] = {}
         self.stuck: set[TP] = set()
 
     async def check(self) -> None:
@@ -38,36 +46,79 @@ class Watchdog:
         self.stuck = set()
         for tp in assigned:
             # The next offset to decide: work is waiting while it is below the end.
-            read = consumer._committed_offset.get(tp)
+            committed = consumer._committed_offset.get(tp)
+            read = consumer._read_offset.get(tp)  # the last offset handed to the decider
             end = ends.get(tp)
-            waiting = end is not None and (read or 0) < end
-            if not waiting or tp not in self._last or self._last[tp][0] != read:
-                self._last[tp] = (read, now)
+            waiting = end is not None and (committed or 0) < end
+            seen = self._last.get(tp)
+            if not waiting or seen is None or seen[0] != committed:
+                self._last[tp] = (committed, read, now, now)
                 continue
-            since = self._last[tp][1]
-            if now - since < STUCK_AFTER:
+            since, read_since = seen[2], seen[3] if seen[1] == read else now
+            self._last[tp] = (committed, read, since, read_since)
+            fetched_to = _fetch_position(consumer, tp)
+            unfetched = fetched_to is not None and fetched_to <= (committed or 0)
+            if unfetched and now - read_since >= STARVED_AFTER:
+                what, stalled_for = "nothing fetched from", now - read_since
+            elif now - since >= STUCK_AFTER:
+                what, stalled_for = "no progress on", now - since
+            else:
                 continue
             self.stuck.add(tp)
             busy = self.app.in_recovery or self.app.rebalancing
             logger.warning(
-                "no progress on %s for %.0f s with work waiting: committed=%s end=%s active=%s "
+                "%s %s for %.0f s with work waiting: committed=%s end=%s active=%s "
                 "paused=%s buffered=%s read=%s in_recovery=%s rebalancing=%s "
-                "flow_control=%s%s",
+                "flow_control=%s fetcher=%s%s",
+                what,
                 tp,
-                now - since,
-                read,
+                stalled_for,
+                committed,
                 end,
                 tp in consumer._get_active_partitions(),
                 tp in consumer._paused_partitions,
                 tp in consumer._buffered_partitions,
-                consumer._read_offset.get(tp),
+                read,
                 self.app.in_recovery,
                 self.app.rebalancing,
                 self.app.flow_control.is_active(),
+                _fetcher_state(consumer, tp),
                 "" if busy else "; resuming it",
             )
             if not busy:
                 consumer.resume_partitions({tp})
                 consumer._buffered_partitions.discard(tp)
-                await consumer.seek(tp, read or 0)  # re-read from the last commit
-                self._last[tp] = (read, now)
+                await consumer.seek(tp, committed or 0)  # re-read from the last commit
+                self._last[tp] = (committed, consumer._read_offset.get(tp), now, now)
+
+
+def _fetch_position(consumer: Any, tp: TP) -> int | None:
+    """The next offset the Kafka client under Faust will fetch from ``tp`` (None: unknown)."""
+    try:
+        client = consumer._thread._ensure_consumer()
+        state = client._fetcher._subscriptions.subscription.assignment.state_value(tp)
+    except Exception:  # noqa: BLE001 - not started, or not assigned there (yet)
+        return None
+    position: int | None = state.position if state.has_valid_position else None
+    return position
+
+
+def _fetcher_state(consumer: Any, tp: TP) -> str:
+    """What the Kafka client under Faust knows of ``tp``: whether it is paused there, where
+    its position is, whether fetched records wait undrained, and whether a fetch to its
+    leader is in flight (a diagnosis for partitions the fetch stopped delivering)."""
+    try:
+        client = consumer._thread._ensure_consumer()
+        fetcher = client._fetcher
+        state = fetcher._subscriptions.subscription.assignment.state_value(tp)
+        leader = client._client.cluster.leader_for_partition(tp)
+        waiting = fetcher._records.get(tp)
+        position = state.position if state.has_valid_position else None
+        return (
+            f"{{paused={state.paused} position={position}"
+            f" records={type(waiting).__name__ if waiting is not None else None}"
+            f" leader={leader} in_flight={sorted(fetcher._in_flight)}"
+            f" fetch_task_done={fetcher._fetch_task.done()}}}"
+        )
+    except Exception as exc:  # noqa: BLE001 - a diagnosis must not break the watchdog
+        return f"unknown ({exc!r})"
