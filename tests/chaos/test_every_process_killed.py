@@ -33,9 +33,10 @@ async def test_killing_each_process_and_a_broker_loses_and_repeats_nothing(
         fetch_max_wait_ms=200,
         beacon_interval=0.5,
         session_timeout=6,
-        # Fewer than the log's decisions, so that a restarted gateway must choose which to
-        # remember: the latest written, or its REST clients' retries go unanswered.
-        remembered_outcomes=300,
+        # Fewer than the log's decisions when the gateway is killed (about 1,500), so that
+        # the restarted gateway must choose which to remember: the latest written, or its
+        # REST clients' retries go unanswered. Still those of the last 25 s or so of load.
+        remembered_outcomes=1_000,
     )
     report = await run(
         settings,
