@@ -2,20 +2,23 @@
 
 The worker probes and lists; the gateway's proxy holds sessions. A health probe is a plain
 HTTP GET of the app's ``health_check_url``: it never costs the app a tool listing.
+
+The MCP client is imported on the first session, not with this module: it takes about 0.9 s,
+and a worker on a network without apps (and every worker restart) would pay it for nothing.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import httpx
-import httpx2
-from mcp import Client
-from mcp.client.streamable_http import streamable_http_client
 
 from schemas.apps import MAX_TOOLS, AppTool
+
+if TYPE_CHECKING:
+    from mcp import Client
 
 Protocol = Literal["legacy", "auto"]
 
@@ -43,6 +46,10 @@ async def connect(
 ) -> AsyncIterator[Client]:
     """An MCP client session with the app at ``url`` (streamable HTTP); each request
     must be answered ``within`` seconds."""
+    import httpx2
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
     http = httpx2.AsyncClient(headers=dict(headers or {}), timeout=within)
     async with (
         http,

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import faust
+from faust.tables import TableManager
 
 from kolony.kafka import faust_credentials, require_bootstrap
 from kolony.settings import Settings
@@ -91,6 +92,16 @@ class KolonyWorker:
         self.system.send_soon(key=self.worker_id.encode(), value=WORKER_BEACON.dump_json(beacon))
 
 
+class _TableManager(TableManager):
+    async def on_start(self) -> None:
+        """Faust's, without its first second of sleep: it waits for tables declared after the
+        app started, and Kolony declares every table before (one added later is refused, "Too
+        late to add tables"). A worker starts, and restarts after a crash, a second sooner."""
+        if not self.should_stop:
+            await self._update_channels()
+            await self.recovery.start()
+
+
 def build_faust_app(settings: Settings, datadir: Path) -> faust.App:
     brokers = [f"kolony://{host.strip()}" for host in require_bootstrap(settings).split(",")]
     store = "rocksdb://" if storage.on_disk(settings) else "memory://"
@@ -115,4 +126,5 @@ def build_faust_app(settings: Settings, datadir: Path) -> faust.App:
         broker_max_poll_records=5_000,
         web_enabled=False,
         autodiscover=False,
+        TableManager=_TableManager,
     )
