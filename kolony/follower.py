@@ -134,10 +134,12 @@ class LogFollower:
         self._release_gc()
         self._stopping = True
         tasks, self._tasks = self._tasks, []
-        await _cancel(tasks, self.name)
-        if self._consumer is not None:
-            await close_quietly(self._consumer)
-            self._consumer = None
+        try:
+            await _cancel(tasks, self.name)
+        finally:  # closed even if the stop itself is cancelled
+            if self._consumer is not None:
+                consumer, self._consumer = self._consumer, None
+                await close_quietly(consumer)
 
     async def _read(self) -> None:
         consumer = self._consumer

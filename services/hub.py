@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import logging
 import time
 from collections import OrderedDict
@@ -124,9 +126,11 @@ class Hub:
         self._waiting: dict[str, int] = {}  # requests awaiting each pending command
         self._pending_for: dict[str, tuple[str, str]] = {}  # its topic and key
         # The first outcome of the latest commands: a retry with the same id gets it back.
-        # Each with when its decision was written (ms): see _forget_old_outcomes.
+        # Each with when its decision was written (ms): see _remember.
         self._outcomes: OrderedDict[str, tuple[str, str, AnyEvent, int]] = OrderedDict()
         self._outcomes_by_time = False  # whether insertion order is the order written
+        self._oldest: list[tuple[int, int, str]] = []  # while folding: (written, n, command id)
+        self._arrivals = itertools.count()
         topics = settings.topics
         self._events_of = {
             topics.agent_commands: topics.agent_events,
@@ -298,35 +302,42 @@ class Hub:
             except ValidationError:
                 logger.warning("skipping an undecodable event at %s@%s", topic, record.offset)
                 continue
+            except Exception:  # a bug in a fold: one event skipped, said loudly, not the rest
+                logger.exception("folding the event at %s@%s failed", topic, record.offset)
+                continue
             self.feed.append(event)
             command_id = getattr(event, "command_id", None)
             if command_id is None or command_id in self._outcomes:
                 continue
             entity = record.key.decode(errors="replace") if record.key else ""
-            self._outcomes[command_id] = (topic, entity, event, record.timestamp)
-            if len(self._outcomes) > self.settings.remembered_outcomes:
-                self._forget_old_outcomes()
+            self._remember(command_id, (topic, entity, event, record.timestamp))
             future = self._pending.get(command_id)
             if future is not None and not future.done():
                 future.set_result(event)
 
-    def _forget_old_outcomes(self) -> None:
-        """Keep the latest ``remembered_outcomes`` outcomes, by when they were written.
+    def _remember(self, command_id: str, outcome: tuple[str, str, AnyEvent, int]) -> None:
+        """Keep ``outcome`` among the latest ``remembered_outcomes``, by when they were written.
 
         A gateway folding its backlog reads the partitions in no particular order: one
         partition's last decision may come first and twenty thousand older ones after it.
-        Forgetting by the order read then dropped the outcomes a client was retrying for
-        across a gateway restart, so its retries were published again, ignored by the worker
-        as decided already, and answered 503 for minutes. Until it has caught up it forgets
-        nothing; then it keeps the newest by the time written once, and from there on (it
-        reads the records as they come) forgets in the order read.
+        Forgetting by the order read dropped the outcomes a client was retrying for across a
+        gateway restart, so its retries were published again, ignored by the worker as
+        decided already, and answered 503 for minutes. So while it folds its backlog it
+        forgets the oldest written (a heap, as bounded as the outcomes); once caught up it
+        reads the records as they come, and forgets in the order read.
         """
         limit = self.settings.remembered_outcomes
+        if not limit:
+            return
+        self._outcomes[command_id] = outcome
         if not self._outcomes_by_time:
             if not self.follower.caught_up.is_set():
+                heapq.heappush(self._oldest, (outcome[3], next(self._arrivals), command_id))
+                if len(self._outcomes) > limit:
+                    del self._outcomes[heapq.heappop(self._oldest)[2]]
                 return
-            newest = sorted(self._outcomes.items(), key=lambda item: item[1][3])[-limit:]
-            self._outcomes = OrderedDict(newest) if limit else OrderedDict()
+            self._outcomes = OrderedDict(sorted(self._outcomes.items(), key=lambda o: o[1][3]))
+            self._oldest = []
             self._outcomes_by_time = True
         while len(self._outcomes) > limit:
             self._outcomes.popitem(last=False)

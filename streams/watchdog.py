@@ -36,9 +36,18 @@ class Watchdog:
         self.stuck: set[TP] = set()
 
     async def check(self) -> None:
-        """Report, resume and re-read command partitions that stopped making progress."""
+        """Report, resume and re-read command partitions that stopped making progress; a
+        check that fails (the broker gone for a moment) is logged, and the next one runs."""
+        try:
+            await self._check()
+        except Exception as exc:  # noqa: BLE001 - the watchdog must outlive what it watches
+            logger.warning("the watchdog's check failed: %r", exc)
+
+    async def _check(self) -> None:
         consumer = self.app.consumer
         assigned = [tp for tp in consumer.assignment() if tp.topic in self.topics]
+        for gone in self._last.keys() - set(assigned):  # revoked: start afresh if it returns
+            del self._last[gone]
         if not assigned:
             return
         ends = await consumer.highwaters(*assigned)
@@ -54,11 +63,20 @@ class Watchdog:
             if not waiting or seen is None or seen[0] != committed:
                 self._last[tp] = (committed, read, now, now)
                 continue
-            since, read_since = seen[2], seen[3] if seen[1] == read else now
+            since = seen[2]
+            read_since = seen[3] if seen[1] == read else now
             self._last[tp] = (committed, read, since, read_since)
+            # Starved: nothing fetched past the commit, nothing fetched and waiting to be
+            # handed over, and not held back on purpose (Faust's back-pressure, a pause).
             fetched_to = _fetch_position(consumer, tp)
-            unfetched = fetched_to is not None and fetched_to <= (committed or 0)
-            if unfetched and now - read_since >= STARVED_AFTER:
+            starved = (
+                fetched_to is not None
+                and fetched_to <= (committed or 0)
+                and _waiting_in_client(consumer, tp) is False
+                and tp not in consumer._paused_partitions
+                and tp not in consumer._buffered_partitions
+            )
+            if starved and now - read_since >= STARVED_AFTER:
                 what, stalled_for = "nothing fetched from", now - read_since
             elif now - since >= STUCK_AFTER:
                 what, stalled_for = "no progress on", now - since
@@ -89,7 +107,10 @@ class Watchdog:
                 consumer.resume_partitions({tp})
                 consumer._buffered_partitions.discard(tp)
                 await consumer.seek(tp, committed or 0)  # re-read from the last commit
-                self._last[tp] = (committed, consumer._read_offset.get(tp), now, now)
+                # A refetch keeps the commit's clock: if it does not help, the partition is
+                # a stall 10 s after its last commit, and counted as one.
+                kept = since if what == "nothing fetched from" else now
+                self._last[tp] = (committed, consumer._read_offset.get(tp), kept, now)
 
 
 def _fetch_position(consumer: Any, tp: TP) -> int | None:
@@ -101,6 +122,16 @@ def _fetch_position(consumer: Any, tp: TP) -> int | None:
         return None
     position: int | None = state.position if state.has_valid_position else None
     return position
+
+
+def _waiting_in_client(consumer: Any, tp: TP) -> bool | None:
+    """Whether records of ``tp`` were fetched and wait in the client to be handed to Faust
+    (None: unknown)."""
+    try:
+        records = consumer._thread._ensure_consumer()._fetcher._records
+    except Exception:  # noqa: BLE001 - not started yet
+        return None
+    return records.get(tp) is not None
 
 
 def _fetcher_state(consumer: Any, tp: TP) -> str:

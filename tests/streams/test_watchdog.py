@@ -7,6 +7,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from aiokafka.errors import KafkaConnectionError
 from faust.types import TP
 
 from streams.watchdog import STARVED_AFTER, STUCK_AFTER, Watchdog
@@ -25,13 +26,15 @@ class Consumer:
         self._buffered_partitions: set[TP] = set()
         self.end = end
         self.state = SimpleNamespace(paused=False, position=fetched_to, has_valid_position=True)
+        self.waiting: dict[TP, object] = {}  # records fetched, not handed to Faust yet
+        self.fail = False
         fetcher = SimpleNamespace(
             _subscriptions=SimpleNamespace(
                 subscription=SimpleNamespace(
                     assignment=SimpleNamespace(state_value=lambda tp: self.state)
                 )
             ),
-            _records={},
+            _records=self.waiting,
             _in_flight=set(),
             _fetch_task=SimpleNamespace(done=lambda: False),
         )
@@ -46,6 +49,8 @@ class Consumer:
         return {self.tp}
 
     async def highwaters(self, *tps: TP) -> dict[TP, int]:
+        if self.fail:
+            raise KafkaConnectionError("the broker went away")
         return dict.fromkeys(tps, self.end)
 
     def _get_active_partitions(self) -> set[TP]:
@@ -134,3 +139,62 @@ async def test_a_worker_recovering_is_reported_not_disturbed(
     dog = watchdog(consumer, busy=True)
     await checks(dog, clock, STUCK_AFTER + 1)
     assert consumer.seeks == [] and "in_recovery=True" in caplog.text
+
+
+async def test_records_waiting_in_the_client_are_back_pressure_not_starvation(
+    clock: list[float], caplog: Any
+) -> None:
+    tp = TP(TOPIC, 5)
+    consumer = Consumer(tp, committed=1_070, end=10_700, fetched_to=1_070)
+    consumer.waiting[tp] = object()  # fetched; Faust takes it when its buffers have room
+    dog = watchdog(consumer)
+    await checks(dog, clock, STUCK_AFTER - 1)
+    assert consumer.seeks == [] and "nothing fetched" not in caplog.text
+    clock[0] += 1
+    await dog.check()  # but a commit that stops for 10 s is still a stall
+    assert consumer.seeks == [(tp, 1_070)] and "no progress on" in caplog.text
+
+
+async def test_a_refetch_that_does_not_help_is_a_stall_10_s_after_the_last_commit(
+    clock: list[float], caplog: Any
+) -> None:
+    tp = TP(TOPIC, 7)
+    consumer = Consumer(tp, committed=680, end=13_600, fetched_to=680)
+    dog = watchdog(consumer)
+    await checks(dog, clock, STARVED_AFTER)
+    assert consumer.seeks == [(tp, 680)]  # fetched again at 4 s
+    await checks(dog, clock, STUCK_AFTER - STARVED_AFTER - 1)
+    assert "no progress on" not in caplog.text
+    clock[0] += 1
+    await dog.check()
+    assert "no progress on" in caplog.text  # not another 4 s refetch: counted as a stall
+
+
+async def test_a_check_that_fails_is_logged_and_the_next_one_runs(
+    clock: list[float], caplog: Any
+) -> None:
+    tp = TP(TOPIC, 6)
+    consumer = Consumer(tp, committed=3, end=9, fetched_to=3)
+    dog = watchdog(consumer)
+    consumer.fail = True
+    await dog.check()
+    assert "the watchdog's check failed" in caplog.text
+    consumer.fail = False
+    await checks(dog, clock, STARVED_AFTER)
+    assert consumer.seeks == [(tp, 3)]
+
+
+async def test_a_partition_that_returns_after_a_rebalance_starts_afresh(
+    clock: list[float],
+) -> None:
+    tp = TP(TOPIC, 4)
+    consumer = Consumer(tp, committed=8, end=20, fetched_to=9)
+    consumer._read_offset[tp] = 9
+    dog = watchdog(consumer)
+    await dog.check()
+    consumer.assignment = lambda: set()  # type: ignore[method-assign]  # revoked
+    clock[0] += 60
+    await dog.check()
+    consumer.assignment = lambda: {tp}  # type: ignore[method-assign]  # and back
+    await dog.check()
+    assert consumer.seeks == []  # its clock starts now, not a minute ago
