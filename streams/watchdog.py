@@ -5,8 +5,8 @@ delivering after a rebalance. Every two seconds this compares, for each command 
 the worker owns, the committed offset with the partition's end. A partition with work waiting
 that made no progress is reported with Faust's and the Kafka client's bookkeeping, resumed and
 re-read from its last commit (the deciders drop commands they have decided already): after 4 s
-when nothing was even fetched from it ("nothing fetched from"), after 10 s otherwise ("no
-progress on": its commits stopped).
+when nothing was even fetched from it and nothing holds it back ("nothing fetched from"),
+after 10 s otherwise ("no progress on": its commits stopped).
 """
 
 from __future__ import annotations
