@@ -177,9 +177,7 @@ class LogFollower:
 
     async def _watch(self) -> None:
         """Re-read a partition whose position stopped short of its end, and say so: a
-        guard against a fetch that lost a partition, and a witness for the gateway that
-        answered 503 for decided commands after a broker kill (docs/reliability.md; in that
-        run it found no lag)."""
+        guard against a fetch that lost a partition (the chaos report counts these)."""
         while not self._stopping:
             await asyncio.sleep(CHECK_EVERY)
             try:

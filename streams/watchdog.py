@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from faust.types import TP
@@ -68,11 +69,12 @@ class Watchdog:
             self._last[tp] = (committed, read, since, read_since)
             # Starved: nothing fetched past the commit, nothing fetched and waiting to be
             # handed over, and not held back on purpose (Faust's back-pressure, a pause).
-            fetched_to = _fetch_position(consumer, tp)
+            client = _client_view(consumer, tp)
             starved = (
-                fetched_to is not None
-                and fetched_to <= (committed or 0)
-                and _waiting_in_client(consumer, tp) is False
+                client is not None
+                and client.position is not None
+                and client.position <= (committed or 0)
+                and client.waiting is None
                 and tp not in consumer._paused_partitions
                 and tp not in consumer._buffered_partitions
             )
@@ -100,7 +102,7 @@ class Watchdog:
                 self.app.in_recovery,
                 self.app.rebalancing,
                 self.app.flow_control.is_active(),
-                _fetcher_state(consumer, tp),
+                client if client is not None else "unknown",
                 "" if busy else "; resuming it",
             )
             if not busy:
@@ -113,43 +115,42 @@ class Watchdog:
                 self._last[tp] = (committed, consumer._read_offset.get(tp), kept, now)
 
 
-def _fetch_position(consumer: Any, tp: TP) -> int | None:
-    """The next offset the Kafka client under Faust will fetch from ``tp`` (None: unknown)."""
-    try:
-        client = consumer._thread._ensure_consumer()
-        state = client._fetcher._subscriptions.subscription.assignment.state_value(tp)
-    except Exception:  # noqa: BLE001 - not started, or not assigned there (yet)
-        return None
-    position: int | None = state.position if state.has_valid_position else None
-    return position
+@dataclass(frozen=True)
+class _ClientView:
+    """What the Kafka client under Faust knows of a partition: whether it is paused there,
+    the next offset it will fetch, the records fetched and not yet handed to Faust, its
+    leader and the brokers a fetch is in flight to (a diagnosis for partitions the fetch
+    stopped delivering)."""
+
+    paused: bool
+    position: int | None
+    waiting: str | None  # the type of what waits (records, an error), None: nothing
+    leader: int | None
+    in_flight: list[int]
+    fetch_task_done: bool
+
+    def __str__(self) -> str:
+        return (
+            f"{{paused={self.paused} position={self.position} records={self.waiting}"
+            f" leader={self.leader} in_flight={self.in_flight}"
+            f" fetch_task_done={self.fetch_task_done}}}"
+        )
 
 
-def _waiting_in_client(consumer: Any, tp: TP) -> bool | None:
-    """Whether records of ``tp`` were fetched and wait in the client to be handed to Faust
-    (None: unknown)."""
-    try:
-        records = consumer._thread._ensure_consumer()._fetcher._records
-    except Exception:  # noqa: BLE001 - not started yet
-        return None
-    return records.get(tp) is not None
-
-
-def _fetcher_state(consumer: Any, tp: TP) -> str:
-    """What the Kafka client under Faust knows of ``tp``: whether it is paused there, where
-    its position is, whether fetched records wait undrained, and whether a fetch to its
-    leader is in flight (a diagnosis for partitions the fetch stopped delivering)."""
+def _client_view(consumer: Any, tp: TP) -> _ClientView | None:
+    """The client's view of ``tp`` (None: not started, or ``tp`` not assigned there yet)."""
     try:
         client = consumer._thread._ensure_consumer()
         fetcher = client._fetcher
         state = fetcher._subscriptions.subscription.assignment.state_value(tp)
-        leader = client._client.cluster.leader_for_partition(tp)
         waiting = fetcher._records.get(tp)
-        position = state.position if state.has_valid_position else None
-        return (
-            f"{{paused={state.paused} position={position}"
-            f" records={type(waiting).__name__ if waiting is not None else None}"
-            f" leader={leader} in_flight={sorted(fetcher._in_flight)}"
-            f" fetch_task_done={fetcher._fetch_task.done()}}}"
+        return _ClientView(
+            paused=state.paused,
+            position=state.position if state.has_valid_position else None,
+            waiting=type(waiting).__name__ if waiting is not None else None,
+            leader=client._client.cluster.leader_for_partition(tp),
+            in_flight=sorted(fetcher._in_flight),
+            fetch_task_done=fetcher._fetch_task.done(),
         )
-    except Exception as exc:  # noqa: BLE001 - a diagnosis must not break the watchdog
-        return f"unknown ({exc!r})"
+    except Exception:  # noqa: BLE001 - a diagnosis must not break the watchdog
+        return None
