@@ -123,7 +123,12 @@ def build_faust_app(settings: Settings, datadir: Path) -> faust.App:
         producer_acks=-1,
         consumer_auto_offset_reset="earliest",
         stream_buffer_maxsize=32_768,
-        broker_max_poll_records=5_000,
+        # No cap on a fetch: the Kafka client hands over what waits for each partition in the
+        # order it was fetched and stops at the cap, and a partition fetched again goes to the
+        # back, so under a full load the same partitions came after the cap every time and
+        # were not decided for minutes (docs/reliability.md, "Partitions starved by the
+        # fetch"). What waits is bounded by the client's fetch sizes.
+        broker_max_poll_records=None,
         web_enabled=False,
         autodiscover=False,
         TableManager=_TableManager,

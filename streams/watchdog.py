@@ -6,7 +6,9 @@ the worker owns, the committed offset with the partition's end. A partition with
 that made no progress is reported with Faust's and the Kafka client's bookkeeping, resumed and
 re-read from its last commit (the deciders drop commands they have decided already): after 4 s
 when nothing was even fetched from it and nothing holds it back ("nothing fetched from"),
-after 10 s otherwise ("no progress on": its commits stopped).
+after 10 s otherwise ("no progress on": its commits stopped), unless records fetched for it
+wait in the Kafka client: Faust's next fetch takes those, and a seek would send the partition
+to the back of the client's queue to wait again.
 """
 
 from __future__ import annotations
@@ -86,6 +88,9 @@ class Watchdog:
                 continue
             self.stuck.add(tp)
             busy = self.app.in_recovery or self.app.rebalancing
+            # Records fetched and waiting in the client are handed over by Faust's next fetch;
+            # a seek would drop them and put the partition at the back of the client's queue.
+            queued = client is not None and client.waiting == "FetchResult"
             logger.warning(
                 "%s %s for %.0f s with work waiting: committed=%s end=%s active=%s "
                 "paused=%s buffered=%s read=%s in_recovery=%s rebalancing=%s "
@@ -103,9 +108,9 @@ class Watchdog:
                 self.app.rebalancing,
                 self.app.flow_control.is_active(),
                 client if client is not None else "unknown",
-                "" if busy else "; resuming it",
+                "" if busy else "; its records wait in the client" if queued else "; resuming it",
             )
-            if not busy:
+            if not busy and not queued:
                 consumer.resume_partitions({tp})
                 consumer._buffered_partitions.discard(tp)
                 await consumer.seek(tp, committed or 0)  # re-read from the last commit

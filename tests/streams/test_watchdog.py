@@ -15,6 +15,14 @@ from streams.watchdog import STARVED_AFTER, STUCK_AFTER, Watchdog
 TOPIC = "kolony.tasks.commands"
 
 
+class FetchResult:
+    """Records the client fetched (named as aiokafka names them)."""
+
+
+class FetchError:
+    """An error the client fetched in place of records."""
+
+
 class Consumer:
     """What the watchdog reads of Faust's consumer and of the Kafka client under it."""
 
@@ -146,13 +154,25 @@ async def test_records_waiting_in_the_client_are_back_pressure_not_starvation(
 ) -> None:
     tp = TP(TOPIC, 5)
     consumer = Consumer(tp, committed=1_070, end=10_700, fetched_to=1_070)
-    consumer.waiting[tp] = object()  # fetched; Faust takes it when its buffers have room
+    consumer.waiting[tp] = FetchResult()  # fetched; Faust takes it when its buffers have room
     dog = watchdog(consumer)
     await checks(dog, clock, STUCK_AFTER - 1)
     assert consumer.seeks == [] and "nothing fetched" not in caplog.text
     clock[0] += 1
-    await dog.check()  # but a commit that stops for 10 s is still a stall
-    assert consumer.seeks == [(tp, 1_070)] and "no progress on" in caplog.text
+    await dog.check()  # a commit that stops for 10 s is still a stall, reported
+    assert "no progress on" in caplog.text and "its records wait in the client" in caplog.text
+    # but not sought: that would drop the waiting records and send the partition to the
+    # back of the client's queue, to wait again (the start-up fill stalled for minutes so)
+    assert consumer.seeks == []
+
+
+async def test_an_error_waiting_in_the_client_is_sought_past(clock: list[float]) -> None:
+    tp = TP(TOPIC, 5)
+    consumer = Consumer(tp, committed=1_070, end=10_700, fetched_to=1_070)
+    consumer.waiting[tp] = FetchError()
+    dog = watchdog(consumer)
+    await checks(dog, clock, STUCK_AFTER)
+    assert consumer.seeks == [(tp, 1_070)]
 
 
 async def test_a_refetch_that_does_not_help_is_a_stall_10_s_after_the_last_commit(
