@@ -226,7 +226,9 @@ class ErrorFrame(Frozen):
     type: Literal["error"] = "error"
     id: RequestId | None = None
     request: str | None = None
-    code: str = Field(description="invalid, not_found, conflict, forbidden, unavailable")
+    code: str = Field(
+        description="invalid, forbidden, not_found, conflict, busy, app_failed, unavailable"
+    )
     detail: str
     current_version: int | None = None
 

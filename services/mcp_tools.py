@@ -27,7 +27,7 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, ToolAnnotations
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 import kolony
 from core.queries import TaskFilter, capabilities_of
@@ -39,9 +39,8 @@ from schemas.registry import AgentStatus
 from schemas.requests import SendMessageRequest
 from schemas.tasks import Priority, StateInput
 from services import apps, messages, registry, tasks
-from services.hub import Hub, HubUnavailable, Rejected
-from services.memory import ReadRefused
-from services.proxy import AppCallError, TooManySessions
+from services.hub import Hub
+from services.refusals import REFUSALS, refusal
 
 AGENT_META_KEY = "kolony/agent_id"
 AGENT_HEADER = "x-kolony-agent-id"
@@ -64,24 +63,14 @@ def _dump(model: BaseModel) -> dict[str, Any]:
 
 
 def _reported(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-    """Turn the services' refusals into tool errors carrying their reason."""
+    """Turn the services' refusals into tool errors: ``"<code>: <detail>"``."""
 
     @functools.wraps(fn)
     async def tool(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return await fn(*args, **kwargs)
-        except Rejected as exc:
-            raise ToolError(f"{exc.code}: {exc.reason}") from exc
-        except (
-            LookupError,
-            ReadRefused,
-            HubUnavailable,
-            AppCallError,
-            TooManySessions,
-            ValueError,
-            ValidationError,
-        ) as exc:
-            raise ToolError(str(exc)) from exc
+        except REFUSALS as exc:
+            raise ToolError(refusal(exc).tool_error) from exc
 
     return tool
 
@@ -134,7 +123,7 @@ def build_server(hub: Hub, *, agent_id: str | None = None) -> MCPServer:
     def me(ctx: Context, given: str | None = None) -> str:
         who = caller(ctx, given)
         if who is None:
-            raise ToolError(
+            raise ValueError(
                 "this tool acts for an agent, and this connection names none: pass agent_id, "
                 "or connect with the X-Kolony-Agent-Id header or ?agent_id= on the URL"
             )
@@ -401,7 +390,7 @@ def build_server(hub: Hub, *, agent_id: str | None = None) -> MCPServer:
         """Delegate work to an agent by id, or to whichever online agent has a capability.
         Follow it with get_task_result."""
         if (capability is None) == (agent_id is None):
-            raise ToolError("give exactly one of capability or agent_id")
+            raise ValueError("give exactly one of capability or agent_id")
         new = tasks.NewTask(
             title=title,
             description=description,

@@ -1,4 +1,5 @@
-"""How service errors become HTTP answers: one clear message, the right status."""
+"""How service errors become HTTP answers: one clear message, the right status (the
+services' refusals by the table in :mod:`services.refusals`)."""
 
 from __future__ import annotations
 
@@ -10,15 +11,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from schemas.errors import ErrorBody, ErrorCode
-from services.apps import UnknownApp, UnknownTool
-from services.hub import CommandInvalid, HubUnavailable, Rejected
-from services.memory import ReadRefused, UnknownKey
-from services.messages import UnknownMessage
-from services.proxy import AppCallError, AppTimedOut, TooManySessions
-from services.registry import UnknownAgent
-from services.tasks import UnknownTask
+from services.refusals import REFUSALS, refusal
 
-REJECTION_STATUS = {"invalid": 422, "not_found": 404, "conflict": 409, "forbidden": 403}
 CODE_OF_STATUS: dict[int, ErrorCode] = {
     400: "invalid",
     401: "forbidden",
@@ -88,44 +82,14 @@ def install_error_handlers(app: FastAPI) -> None:
             body(str(exc.detail), code), status_code=exc.status_code, headers=exc.headers
         )
 
-    @app.exception_handler(Rejected)
-    async def _rejected(_: Request, exc: Rejected) -> JSONResponse:
-        return JSONResponse(error_body(exc), status_code=REJECTION_STATUS[exc.code])
-
-    @app.exception_handler(CommandInvalid)
-    async def _invalid(_: Request, exc: CommandInvalid) -> JSONResponse:
-        return JSONResponse(body(str(exc), "invalid"), status_code=422)
-
-    @app.exception_handler(ReadRefused)
-    async def _refused(_: Request, exc: ReadRefused) -> JSONResponse:
-        return JSONResponse(body(str(exc), "forbidden"), status_code=403)
-
-    @app.exception_handler(UnknownAgent)
-    @app.exception_handler(UnknownTask)
-    @app.exception_handler(UnknownMessage)
-    @app.exception_handler(UnknownKey)
-    @app.exception_handler(UnknownApp)
-    @app.exception_handler(UnknownTool)
-    async def _unknown(_: Request, exc: LookupError) -> JSONResponse:
-        return JSONResponse(body(str(exc), "not_found"), status_code=404)
-
-    @app.exception_handler(AppCallError)
-    async def _app_failed(_: Request, exc: AppCallError) -> JSONResponse:
-        status = 504 if isinstance(exc, AppTimedOut) else 502
-        return JSONResponse(body(str(exc), "app_failed"), status_code=status)
-
-    @app.exception_handler(TooManySessions)
-    async def _busy(_: Request, exc: TooManySessions) -> JSONResponse:
-        return JSONResponse(body(str(exc), "busy"), status_code=429, headers={"Retry-After": "1"})
-
-    @app.exception_handler(HubUnavailable)
-    async def _unavailable(_: Request, exc: HubUnavailable) -> JSONResponse:
+    async def _refused(_: Request, exc: Exception) -> JSONResponse:
+        refused = refusal(exc)
+        headers = {"Retry-After": str(refused.retry_after)} if refused.retry_after else None
         return JSONResponse(
-            body(str(exc), "unavailable"),
-            status_code=503,
-            headers={"Retry-After": "1"},
+            body(refused.detail, refused.code, current_version=refused.current_version),
+            status_code=refused.status,
+            headers=headers,
         )
 
-
-def error_body(exc: Rejected) -> dict[str, Any]:
-    return body(exc.reason, exc.code, current_version=exc.current_version)
+    for refusal_type in REFUSALS:
+        app.add_exception_handler(refusal_type, _refused)

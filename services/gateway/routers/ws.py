@@ -47,22 +47,17 @@ from schemas.ws import (
     TaskAssignedPush,
     TaskUpdatedPush,
 )
-from services import memory, messages, registry, tasks
-from services.hub import Hub, HubUnavailable, Rejected
+from services import registry
+from services.hub import Hub
 from services.pushes import Presence
-from services.ws_handlers import HANDLERS, NotBound
+from services.refusals import REFUSALS, refusal
+from services.ws_handlers import HANDLERS
 
 logger = logging.getLogger(__name__)
 
 router = APIRouter()
 
 OVERFLOW = 1013  # "try again later"
-NOT_FOUND = (
-    registry.UnknownAgent,
-    tasks.UnknownTask,
-    messages.UnknownMessage,
-    memory.UnknownKey,
-)
 
 
 @router.websocket("/ws")
@@ -112,8 +107,10 @@ class Connection:
             if agent_id is not None:
                 try:
                     self.bind(agent_id)
-                except NOT_FOUND as exc:
-                    self.send(ErrorFrame(request="connect", code="not_found", detail=str(exc)))
+                except REFUSALS as exc:
+                    refused = refusal(exc)
+                    frame = ErrorFrame(request="connect", code=refused.code, detail=refused.detail)
+                    self.send(frame)
             await self._read()
         except WebSocketDisconnect:
             pass
@@ -313,18 +310,9 @@ class Connection:
         try:
             with chosen_command_id(frame.command_id):
                 data = await handler(self, frame)
-        except Rejected as exc:
-            return refuse(exc.code, exc.reason, exc.current_version)
-        except NOT_FOUND as exc:
-            return refuse("not_found", str(exc))
-        except memory.ReadRefused as exc:
-            return refuse("forbidden", str(exc))
-        except HubUnavailable as exc:
-            return refuse("unavailable", str(exc))
-        except NotBound as exc:
-            return refuse("invalid", str(exc))
-        except ValueError as exc:
-            return refuse("invalid", str(exc))
+        except REFUSALS as exc:
+            refused = refusal(exc)
+            return refuse(refused.code, refused.detail, refused.current_version)
         # An AckFrame, serialized in one pass (its data holds models: a discover answer
         # of 50 agents costs a third of what validating and dumping the frame would).
         ack = {"type": "ack", "id": frame.id, "request": frame.type, "data": data}
