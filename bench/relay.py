@@ -17,7 +17,7 @@ from collections import defaultdict
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from streams.partitioning import partition_for
+from kolony.partitioning import partition_for
 
 
 async def relay(

@@ -6,10 +6,10 @@ from typing import Any
 
 import faust
 
+from kolony.partitioning import partition_for
 from kolony.settings import Settings
 from schemas.inbox import INBOX_ITEM, InboxItem
 from streams.codec import raw_topic
-from streams.partitioning import partition_for
 
 
 class Inbox:

@@ -29,12 +29,12 @@ from pydantic import TypeAdapter, ValidationError
 
 from core.envelopes import rejection
 from kolony.kafka import read_range
+from kolony.partitioning import partition_for
 from kolony.settings import Settings
 from schemas.base import CommandRejected
 from schemas.limits import check_json, describe
 from streams import storage
 from streams.codec import raw_topic
-from streams.partitioning import partition_for
 
 logger = logging.getLogger(__name__)
 

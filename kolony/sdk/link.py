@@ -29,12 +29,12 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 from pydantic import BaseModel
 
 from kolony.kafka import consumer_options, producer_options, read_backlog
+from kolony.partitioning import partition_for
 from kolony.sdk.backoff import backoff
 from kolony.sdk.errors import BusError, Rejected
 from kolony.settings import Settings
 from schemas.base import CommandRejected
 from schemas.inbox import INBOX_ITEM, InboxItem
-from streams.partitioning import partition_for
 
 logger = logging.getLogger(__name__)
 

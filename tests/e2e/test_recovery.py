@@ -244,7 +244,7 @@ async def group_offsets(settings: Settings, task_id: str) -> dict[str, Any]:
     """The worker group's committed offsets and the ends of the task commands topic."""
     from aiokafka.admin import AIOKafkaAdminClient
 
-    from streams.partitioning import partition_for
+    from kolony.partitioning import partition_for
 
     admin = AIOKafkaAdminClient(**client_options(settings))
     consumer = AIOKafkaConsumer(**client_options(settings))

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from streams.partitioning import partition_for
+from kolony.partitioning import partition_for
 from tests.conftest import wait_for
 from tests.e2e.test_registry import card
 

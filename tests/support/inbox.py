@@ -9,9 +9,9 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from kolony.kafka import consumer_options
+from kolony.partitioning import partition_for
 from kolony.settings import Settings
 from schemas.inbox import INBOX_ITEM, InboxItem
-from streams.partitioning import partition_for
 
 
 class Inbox:
