@@ -1,4 +1,4 @@
-"""Starting the worker and the gateway together (kolony/runtime.py, _enter_together)."""
+"""Starting the worker and the gateway together (kolony/cli/runtime.py, _enter_together)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from kolony.runtime import _enter_together
+from kolony.cli.runtime import _enter_together
 
 
 def service(name: str, events: list[str], *, fails: bool = False, slow: bool = False) -> object:

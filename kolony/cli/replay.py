@@ -1,4 +1,5 @@
-"""``kolony replay --until``: the registry and the task table as they were at a moment.
+"""``kolony replay --until``: the registry and the task table as they were at a moment,
+read from Kafka (``KOLONY_BOOTSTRAP_SERVERS``).
 
 Reads the agents' and tasks' event logs from their start and folds, with the same code the
 gateway uses, every event that occurred at or before the moment; nothing else is needed,
@@ -7,14 +8,18 @@ because the log is the source of truth.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+import click
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pydantic import ValidationError
 
 from core.directory import AgentDirectory
+from kolony.cli.common import as_json, load_settings, quiet_kafka, run_main
+from kolony.cli.show import dump, moment, short
 from kolony.follower import partitions_of
 from kolony.kafka import client_options, consumer_options, read_backlog, start_clients
 from kolony.settings import Settings
@@ -85,3 +90,55 @@ async def replay(
         later=later,
         undecodable=undecodable,
     )
+
+
+@click.command("replay")
+@as_json
+@click.option("--until", "until_text", required=True, help="ISO 8601 time (UTC if no zone)")
+def replay_command(as_json: bool, until_text: str) -> None:
+    """The agents and tasks as they were at a moment, rebuilt from the event log."""
+
+    until = moment(until_text)
+    quiet_kafka()
+    settings = load_settings()
+    result: list[Snapshot] = []
+
+    def progress(total: int) -> None:
+        click.echo(f"reading {total:,} events ...", err=True)
+
+    async def go() -> None:
+        result.append(await replay(settings, until, progress))
+
+    run_main(go)
+    if not result:
+        sys.exit(1)  # interrupted
+    snapshot = result[0]
+    if as_json:
+        dump(
+            {
+                "at": snapshot.at.isoformat(),
+                "agents": [a.model_dump(mode="json", exclude_none=True) for a in snapshot.agents],
+                "tasks": [t.model_dump(mode="json", exclude_none=True) for t in snapshot.tasks],
+                "events_applied": snapshot.applied,
+                "events_later": snapshot.later,
+            }
+        )
+        return
+    click.echo(
+        f"as of {snapshot.at.isoformat(timespec='seconds')}: {len(snapshot.agents)} agent(s), "
+        f"{len(snapshot.tasks)} task(s) ({snapshot.applied:,} events; "
+        f"{snapshot.later:,} later ones left out)"
+    )
+    for agent in snapshot.agents:
+        click.echo(
+            f"  agent {agent.agent_id}  {agent.status.value:8}  "
+            f"{agent.card.name} {agent.card.version}"
+        )
+    for task in snapshot.tasks:
+        click.echo(
+            f"  task  {task.id}  {task.status.state.value:14}  "
+            f"{short(task.assignee_id)}  {task.capability or task.title or ''}"
+        )
+
+
+COMMANDS = (replay_command,)
