@@ -53,11 +53,11 @@ from pydantic import BaseModel, TypeAdapter
 from bench.chaos_agent import CARD
 from bench.kolony_bench import _register_directly
 from core import memory, messages, registry, tasks
-from core.ids import agent_id_for
 from kolony.broker import EmbeddedKafka, free_port
 from kolony.kafka import consumer_options, ensure_topics, producer_options, read_backlog
 from kolony.settings import Settings
 from schemas.a2a import Message, Part, TaskState
+from schemas.ids import agent_id_for
 from schemas.inbox import INBOX_ITEM
 from schemas.memory import MEMORY_ENTRY, MEMORY_EVENT, SetMemory
 from schemas.messages import MESSAGE_EVENT, MESSAGING_STATE, SendMessage

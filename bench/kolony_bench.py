@@ -15,10 +15,10 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench.stats import Latency
-from core.ids import agent_id_for
 from kolony.partitioning import partition_for
 from kolony.settings import Settings
 from schemas.a2a import AgentCard, AgentSkill, TaskState
+from schemas.ids import agent_id_for
 from schemas.inbox import INBOX_ITEM, InboxItem
 from schemas.registry import RecordHeartbeat, RegisterAgent
 from schemas.system import WORKER_BEACON, WorkerBeacon

@@ -17,9 +17,9 @@ from pathlib import Path
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from core.ids import agent_id_for
 from kolony.broker import free_port
 from schemas.a2a import AgentCard
+from schemas.ids import agent_id_for
 from schemas.registry import RegisterAgent
 from schemas.topics import Topics
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from core.ids import event_id_for
 from schemas.base import CommandRejected, RejectionCode
+from schemas.ids import event_id_for
 
 # How many applied command ids an entity's state remembers to drop redeliveries.
 REMEMBERED_COMMANDS = 32

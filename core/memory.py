@@ -21,31 +21,13 @@ from schemas.memory import (
     MemoryEvent,
     MemoryItem,
     MemoryUpdated,
+    can_read,
+    can_write,
 )
 
 
 def initial_state() -> MemoryEntry:
     return MemoryEntry()
-
-
-def can_read(acl: MemoryAcl, agent_id: str | None) -> bool:
-    """``None`` is the operator, who may do anything."""
-    return (
-        agent_id is None
-        or agent_id == acl.owner
-        or ANYONE in acl.readers
-        or agent_id in acl.readers
-        or can_write(acl, agent_id)
-    )
-
-
-def can_write(acl: MemoryAcl, agent_id: str | None) -> bool:
-    return (
-        agent_id is None
-        or agent_id == acl.owner
-        or ANYONE in acl.writers
-        or agent_id in acl.writers
-    )
 
 
 def decide(command: MemoryCommand, entry: MemoryEntry, now: datetime) -> list[MemoryEvent]:

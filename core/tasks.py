@@ -12,7 +12,6 @@ from schemas.a2a import Message, TaskState, TaskStatus
 from schemas.base import CommandRejected, RejectionCode
 from schemas.registry import AgentStatus
 from schemas.tasks import (
-    TERMINAL_STATES,
     AssignmentReason,
     AssignmentStatus,
     AssignTask,
@@ -35,6 +34,7 @@ from schemas.tasks import (
     TaskStatusChanged,
     TaskSubmitted,
     UpdateTaskStatus,
+    is_terminal,
 )
 
 S = TaskState
@@ -83,10 +83,6 @@ class TaskPolicy:
 
 def initial_state() -> TaskEntry:
     return TaskEntry()
-
-
-def is_terminal(state: TaskState) -> bool:
-    return state in TERMINAL_STATES
 
 
 def current_assignment(entry: TaskEntry) -> TaskAssignment | None:

@@ -24,10 +24,10 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
-from core.ids import agent_id_for
 from kolony.kafka import producer_options
 from kolony.settings import Settings
 from schemas.a2a import AgentCard, AgentSkill
+from schemas.ids import agent_id_for
 from schemas.registry import (
     AGENT_COMMAND,
     AgentCommand,

@@ -138,3 +138,26 @@ class MemoryEntry(Frozen):
 
 
 MEMORY_ENTRY = TypeAdapter(MemoryEntry)
+
+
+# Who may read and write a key (the deciders, the gateway and the SDK use the same rule).
+
+
+def can_read(acl: MemoryAcl, agent_id: str | None) -> bool:
+    """``None`` is the operator, who may do anything."""
+    return (
+        agent_id is None
+        or agent_id == acl.owner
+        or ANYONE in acl.readers
+        or agent_id in acl.readers
+        or can_write(acl, agent_id)
+    )
+
+
+def can_write(acl: MemoryAcl, agent_id: str | None) -> bool:
+    return (
+        agent_id is None
+        or agent_id == acl.owner
+        or ANYONE in acl.writers
+        or agent_id in acl.writers
+    )

@@ -22,6 +22,12 @@ TERMINAL_STATES = frozenset(
 )
 """States a task never leaves."""
 
+
+def is_terminal(state: TaskState) -> bool:
+    """Whether a task in ``state`` is finished (it never changes again)."""
+    return state in TERMINAL_STATES
+
+
 # The seeds' vocabularies, accepted on input. Seed 001 (the WebSocket hub) uses upper case;
 # seed 003 (the communication channel) lower case. "assigned" is ``submitted`` with an assignee.
 SEED_STATES: dict[str, TaskState] = {

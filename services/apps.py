@@ -10,7 +10,6 @@ from typing import Any
 from mcp_types import CallToolResult
 from pydantic import BaseModel
 
-from core.ids import app_id_for
 from kolony.commands import new_envelope
 from schemas.apps import (
     App,
@@ -22,6 +21,7 @@ from schemas.apps import (
     DeregisterApp,
     RegisterApp,
 )
+from schemas.ids import app_id_for
 from schemas.requests import RegisterAppRequest, UpdateAppRequest
 from services.hub import Hub
 from services.proxy import AppCallError

@@ -31,13 +31,12 @@ from pydantic import BaseModel, Field
 
 import kolony
 from core.queries import TaskFilter, capabilities_of
-from core.tasks import is_terminal
 from schemas.a2a import TaskState
 from schemas.apps import App
 from schemas.base import ENTITY_ID_PATTERN
 from schemas.registry import AgentStatus
 from schemas.requests import SendMessageRequest
-from schemas.tasks import Priority, StateInput
+from schemas.tasks import Priority, StateInput, is_terminal
 from services import apps, messages, registry, tasks
 from services.hub import Hub
 from services.refusals import REFUSALS, refusal

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.memory import can_read
 from core.queries import page_of
 from kolony.commands import new_envelope
-from schemas.memory import DeleteMemory, MemoryEvent, MemoryItem, MemoryUpdated, SetMemory
+from schemas.memory import DeleteMemory, MemoryEvent, MemoryItem, MemoryUpdated, SetMemory, can_read
 from schemas.requests import SetMemoryRequest
 from services.hub import Hub
 from services.registry import get_agent, require_caught_up

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.ids import agent_id_for
 from core.queries import page_of, select_agents
 from core.registry import status_after_heartbeat
 from kolony.commands import new_envelope
 from schemas.a2a import AgentCard
+from schemas.ids import agent_id_for
 from schemas.registry import (
     AgentRegistered,
     AgentStatus,

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from datetime import datetime
 
 from core import tasks
-from schemas.tasks import TaskEntry
+from schemas.tasks import TaskEntry, is_terminal
 
 
 class OpenTasks:
@@ -35,7 +35,7 @@ class OpenTasks:
         """Index ``entry`` as the task's latest state (dropping it when it is finished)."""
         self.drop(key)
         task = entry.task
-        if task is None or entry.deleted or tasks.is_terminal(task.status.state):
+        if task is None or entry.deleted or is_terminal(task.status.state):
             return
         self.entries[key] = entry
         if task.assignee_id is not None:

@@ -10,8 +10,8 @@ from typing import Any
 import click
 from pydantic import AwareDatetime, TypeAdapter, ValidationError
 
-from core.tasks import is_terminal
 from schemas.a2a import TaskState
+from schemas.tasks import is_terminal
 
 MOMENT: TypeAdapter[datetime] = TypeAdapter(AwareDatetime)
 

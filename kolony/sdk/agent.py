@@ -35,8 +35,6 @@ from typing import Any, ClassVar, TypeVar
 
 from pydantic import TypeAdapter
 
-from core.ids import agent_id_for
-from core.tasks import is_terminal
 from kolony.addresses import bootstrap_servers
 from kolony.commands import chosen_command_id
 from kolony.sdk.backoff import backoff
@@ -45,13 +43,14 @@ from kolony.sdk.kafka_transport import KafkaTransport
 from kolony.sdk.transport import Delivery, MemoryChange, Transport
 from kolony.settings import Settings
 from schemas.a2a import AgentCard, Message, Part, Role, TaskState
+from schemas.ids import agent_id_for
 from schemas.memory import MemoryItem, SubscriptionPattern, pattern_matches
 from schemas.messages import Delivery as MessageDelivery
 from schemas.messages import MessageRecord, MessageType
 from schemas.registry import (
     RegisteredAgent,
 )
-from schemas.tasks import TaskRecord
+from schemas.tasks import TaskRecord, is_terminal
 
 logger = logging.getLogger(__name__)
 

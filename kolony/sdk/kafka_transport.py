@@ -14,7 +14,6 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from core.memory import can_read
 from kolony.commands import new_envelope
 from kolony.sdk.errors import BusError
 from kolony.sdk.link import KafkaLink
@@ -27,7 +26,7 @@ from schemas.inbox import (
     TaskAssignedDelivery,
     TaskUpdatedDelivery,
 )
-from schemas.memory import DeleteMemory, MemoryItem, SetMemory
+from schemas.memory import DeleteMemory, MemoryItem, SetMemory, can_read
 from schemas.messages import AckMessages, BroadcastMessage, MessageRecord, MessageType, SendMessage
 from schemas.registry import (
     DeregisterAgent,

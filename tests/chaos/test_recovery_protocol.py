@@ -16,10 +16,10 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from core import registry
-from core.ids import agent_id_for
 from kolony.kafka import ensure_topics, producer_options
 from kolony.settings import Settings
 from schemas.a2a import AgentCard
+from schemas.ids import agent_id_for
 from schemas.registry import AGENT_EVENT, RecordHeartbeat, RegisterAgent
 from tests.conftest import wait_for
 from tests.e2e.test_recovery import read_topic, table_from_changelog

@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from core.apps import AppPolicy, decide, evolve, fold, initial_state
-from core.ids import app_id_for
 from schemas.apps import (
     APP_EVENT,
     AppCommand,
@@ -29,6 +28,7 @@ from schemas.apps import (
     RegisterApp,
 )
 from schemas.base import CommandRejected
+from schemas.ids import app_id_for
 
 T0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 APP = app_id_for("stocks")

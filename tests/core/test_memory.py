@@ -11,7 +11,14 @@ from hypothesis import strategies as st
 
 from core import memory
 from schemas.base import CommandRejected
-from schemas.memory import DeleteMemory, MemoryDeleted, MemoryEntry, MemoryUpdated, SetMemory
+from schemas.memory import (
+    DeleteMemory,
+    MemoryDeleted,
+    MemoryEntry,
+    MemoryUpdated,
+    SetMemory,
+    can_read,
+)
 
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 
@@ -51,7 +58,7 @@ def test_only_writers_write_and_only_the_owner_changes_the_acl() -> None:
     assert isinstance(acl, CommandRejected) and "owner" in acl.reason
     _, [by_operator] = run(entry, set_(3, readers=("*",)))
     assert isinstance(by_operator, MemoryUpdated) and by_operator.item.acl.readers == ("*",)
-    assert memory.can_read(entry.item.acl, "w") and not memory.can_read(entry.item.acl, "x")
+    assert can_read(entry.item.acl, "w") and not can_read(entry.item.acl, "x")
 
 
 def test_delete_and_recreate_never_reuse_a_version() -> None:

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.ids import agent_id_for
 from core.registry import RegistryPolicy, decide, evolve, fold, initial_state
 from schemas.a2a import AgentCard
 from schemas.base import CommandRejected
+from schemas.ids import agent_id_for
 from schemas.registry import (
     AgentCommand,
     AgentDeregistered,

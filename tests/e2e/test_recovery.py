@@ -12,10 +12,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from core import registry, tasks
-from core.ids import agent_id_for
 from kolony.kafka import client_options, consumer_options, read_backlog
 from kolony.settings import Settings
 from schemas.a2a import AgentCard
+from schemas.ids import agent_id_for
 from schemas.registry import AGENT_EVENT, AGENT_STATE, AgentState, RegisterAgent
 from schemas.tasks import TASK_ENTRY, TASK_EVENT, SubmitTask, TaskEntry
 from schemas.topics import AGENTS_TABLE, TASKS_TABLE

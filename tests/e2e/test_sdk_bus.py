@@ -9,8 +9,8 @@ import httpx
 import pytest
 from mcp import Client
 
-from core.ids import agent_id_for
 from kolony.sdk import AgentCard, AgentSkill, BusClient, BusError
+from schemas.ids import agent_id_for
 from tests.conftest import Served, wait_for
 
 pytestmark = pytest.mark.kafka

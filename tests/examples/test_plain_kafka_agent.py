@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from core.ids import agent_id_for
+from schemas.ids import agent_id_for
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.kafka

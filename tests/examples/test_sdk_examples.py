@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from core.ids import agent_id_for
 from kolony.broker import free_port
+from schemas.ids import agent_id_for
 from tests.conftest import wait_for
 from tests.e2e.test_registry import card
 from tests.support.processes import settings_env
