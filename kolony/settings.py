@@ -8,9 +8,6 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from core.apps import AppPolicy
-from core.registry import RegistryPolicy
-from core.tasks import TaskPolicy
 from schemas.topics import Topics
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
@@ -143,17 +140,3 @@ class Settings(BaseSettings):
     @property
     def topics(self) -> Topics:
         return Topics(self.topic_prefix)
-
-    @property
-    def task_policy(self) -> TaskPolicy:
-        return TaskPolicy(
-            default_ttl_seconds=self.task_ttl, default_max_retries=self.task_max_retries
-        )
-
-    @property
-    def app_policy(self) -> AppPolicy:
-        return AppPolicy(max_failures=self.app_max_failures)
-
-    @property
-    def registry_policy(self) -> RegistryPolicy:
-        return RegistryPolicy(default_ttl_seconds=self.agent_ttl)

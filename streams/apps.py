@@ -36,6 +36,7 @@ from schemas.apps import (
 )
 from schemas.topics import APPS_TABLE
 from streams.codec import APP_ENTRY_CODEC
+from streams.policies import app_policy
 from streams.shell import BatchDecider
 
 logger = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ class AppProcessor(BatchDecider[AppCommand, AppEvent, AppEntry]):
             table=APPS_TABLE,
             name=f"{topics.prefix}.apps.decider",
         )
-        self.policy = settings.app_policy
+        self.policy = app_policy(settings)
         self._http: httpx.AsyncClient | None = None
         self._probing = asyncio.Semaphore(PROBES_AT_ONCE)
         # app id -> monotonic time its tools are due to be listed again

@@ -23,6 +23,7 @@ from schemas.registry import (
 )
 from schemas.topics import AGENTS_TABLE
 from streams.codec import AGENT_STATE_CODEC
+from streams.policies import registry_policy
 from streams.shell import BatchDecider, rejected
 from streams.view import NetworkView
 
@@ -53,7 +54,7 @@ class RegistryProcessor(BatchDecider[AgentCommand, AgentEvent, AgentState]):
             table=AGENTS_TABLE,
             name=f"{topics.prefix}.agents.decider",
         )
-        self.policy = settings.registry_policy
+        self.policy = registry_policy(settings)
         self.view = view
         self.table.on_recover(self._on_recovered)
         # agent id -> when it goes silent; only agents that are not offline.

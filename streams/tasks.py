@@ -29,6 +29,7 @@ from schemas.topics import TASKS_TABLE
 from streams.codec import TASK_ENTRY_CODEC
 from streams.inbox import Inbox
 from streams.open_tasks import OpenTasks
+from streams.policies import task_policy
 from streams.shell import BatchDecider
 from streams.view import NetworkView
 
@@ -59,7 +60,7 @@ class TaskProcessor(BatchDecider[TaskCommand, TaskEvent, TaskEntry]):
             name=f"{topics.prefix}.tasks.decider",
         )
         self.view = view
-        self.policy = settings.task_policy
+        self.policy = task_policy(settings)
         self.inbox = inbox
         self.table.on_recover(self._on_recovered)
         # Open tasks on this worker's partitions, and the timer commands asked per task.

@@ -21,6 +21,7 @@ from kolony.settings import Settings
 from schemas.a2a import AgentCard
 from schemas.ids import agent_id_for
 from schemas.registry import AGENT_EVENT, RecordHeartbeat, RegisterAgent
+from streams.policies import registry_policy
 from tests.conftest import wait_for
 from tests.e2e.test_recovery import read_topic, table_from_changelog
 
@@ -43,7 +44,7 @@ async def test_events_left_by_a_dead_worker_are_folded_in_and_not_decided_again(
     # What a worker killed mid-batch leaves: the command (never committed) and its event,
     # but no changelog record.
     (registered,) = registry.decide(
-        register, registry.initial_state(), datetime.now(UTC), settings.registry_policy
+        register, registry.initial_state(), datetime.now(UTC), registry_policy(settings)
     )
     producer = AIOKafkaProducer(**producer_options(settings))
     await producer.start()
