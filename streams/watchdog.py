@@ -91,6 +91,12 @@ class Watchdog:
             # Records fetched and waiting in the client are handed over by Faust's next fetch;
             # a seek would drop them and put the partition at the back of the client's queue.
             queued = client is not None and client.waiting == "FetchResult"
+            if busy:
+                outcome = ""  # recovery or the rebalance seeks it
+            elif queued:
+                outcome = "; its records wait in the client"
+            else:
+                outcome = "; resuming it"
             logger.warning(
                 "%s %s for %.0f s with work waiting: committed=%s end=%s active=%s "
                 "paused=%s buffered=%s read=%s in_recovery=%s rebalancing=%s "
@@ -108,7 +114,7 @@ class Watchdog:
                 self.app.rebalancing,
                 self.app.flow_control.is_active(),
                 client if client is not None else "unknown",
-                "" if busy else "; its records wait in the client" if queued else "; resuming it",
+                outcome,
             )
             if not busy and not queued:
                 consumer.resume_partitions({tp})
