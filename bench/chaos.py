@@ -38,7 +38,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -47,6 +47,7 @@ from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from pydantic import BaseModel, TypeAdapter
 
@@ -54,7 +55,13 @@ from bench.chaos_agent import CARD
 from bench.kolony_bench import _register_directly
 from core import memory, messages, registry, tasks
 from kolony.broker import EmbeddedKafka, free_port
-from kolony.kafka import consumer_options, ensure_topics, producer_options, read_backlog
+from kolony.kafka import (
+    client_options,
+    consumer_options,
+    ensure_topics,
+    producer_options,
+    read_backlog,
+)
 from kolony.settings import Settings
 from schemas.a2a import Message, Part, TaskState
 from schemas.ids import agent_id_for
@@ -173,7 +180,9 @@ async def audit(
             )
         for key in folded.keys() | changelog.keys():
             if folded.get(key) != changelog.get(key):
-                result.table_differences.append(f"{log.name} {key}")
+                result.table_differences.append(
+                    f"{log.name} {key}: {_difference(folded.get(key), changelog.get(key))}"
+                )
         if log.name == "tasks":
             task_states = folded
     for command_id in sorted(acknowledged):
@@ -214,6 +223,23 @@ async def audit(
             for task_id, state in stuck.items()
         ]
     return result
+
+
+def _difference(folded: Any, stored: Any) -> str:
+    """Where the fold of an entity's events and its changelog's last state differ."""
+    if folded is None or stored is None:
+        return f"events fold to {folded!r}, the changelog holds {stored!r}"[:500]
+    a = folded.model_dump(mode="json")
+    b = stored.model_dump(mode="json")
+    return "; ".join(f"{path}: events {x!r}, changelog {y!r}" for path, x, y in _paths(a, b))[:1000]
+
+
+def _paths(a: Any, b: Any, path: str = "") -> Iterator[tuple[str, Any, Any]]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(a.keys() | b.keys()):
+            yield from _paths(a.get(key), b.get(key), f"{path}.{key}" if path else key)
+    elif a != b:
+        yield path, a, b
 
 
 def _text(text: str) -> Message:
@@ -697,6 +723,14 @@ async def run(
         with contextlib.suppress(TimeoutError):
             await _until(load.decided, drain, "the last reports to be decided")
         await load.stop()
+        if "agent" in running:
+            # The SDK agent heartbeats until it stops, and the worker decides a heartbeat
+            # now and then: the audit must not read an event log and its changelog while
+            # a decision is between the two.
+            dead.add("agent")
+            await asyncio.to_thread(running["agent"].terminate, 30)
+        with contextlib.suppress(TimeoutError):
+            await _until_async(partial(worker_settled, settings), drain, "the worker to commit")
         say(f"auditing: {load.undecided()} of {len(load.acknowledged)} undecided")
         if load.undecided():
             say(f"undecided, by partition: {load.undecided_where()}")
@@ -810,6 +844,37 @@ def _resumed(load: Load, killed_at: float, restarted_at: float) -> float:
 def _all_finished(load: Load) -> bool:
     """Every task finished (its terminal event seen), and every command decided."""
     return load.tasks <= load.finished.keys() and load.decided()
+
+
+async def worker_settled(settings: Settings) -> bool:
+    """Whether the worker has committed every command there is: each decided, and its
+    events and states written (it commits a command only after both)."""
+    t = settings.topics
+    topics = (t.agent_commands, t.task_commands, t.message_commands, t.memory_commands)
+    tps = [TopicPartition(topic, p) for topic in topics for p in range(settings.partitions)]
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    consumer = AIOKafkaConsumer(**consumer_options(settings), enable_auto_commit=False)
+    await admin.start()
+    try:
+        await consumer.start()
+        try:
+            ends = await consumer.end_offsets(tps)
+        finally:
+            await consumer.stop()
+        committed = await admin.list_consumer_group_offsets(t.app_id)
+    finally:
+        await admin.close()
+    return all(
+        ends[tp] == 0 or (tp in committed and committed[tp].offset >= ends[tp]) for tp in tps
+    )
+
+
+async def _until_async(done: Any, within: float, what: str) -> None:
+    deadline = time.monotonic() + within
+    while not await done():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.5)  # noqa: ASYNC110 - polling another process's progress
 
 
 async def _until(done: Any, within: float, what: str, load: Load | None = None) -> None:

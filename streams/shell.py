@@ -127,6 +127,8 @@ class BatchDecider(Generic[C, E, S]):
         self._pending: dict[str, S] = {}
         self._writes: asyncio.Queue[_Write[S]] | None = None
         self._writer: asyncio.Task[None] | None = None
+        # Set to the error of a changelog write the producer gave up on.
+        self._store_failed: asyncio.Future[None] | None = None
         # Partitions assigned since their log was last folded; per partition, the ids of
         # commands whose decision the event log already holds (read while recovering).
         self._unrecovered: set[int] = set()
@@ -185,6 +187,7 @@ class BatchDecider(Generic[C, E, S]):
         limit = self.settings.batch_max
         if self._direct:
             self._writes = asyncio.Queue(WRITES_IN_FLIGHT)
+            self._store_failed = asyncio.get_running_loop().create_future()
             self._writer = asyncio.ensure_future(self._write_behind(self._writes))
         try:
             while True:
@@ -230,7 +233,7 @@ class BatchDecider(Generic[C, E, S]):
         never states (and remembered command ids) whose events were not written.
         """
         while True:
-            write = await writes.get()
+            write = await self._next_write(writes)
             try:
                 if write.sent:
                     await asyncio.gather(*write.sent)
@@ -238,11 +241,48 @@ class BatchDecider(Generic[C, E, S]):
                     self._store(key, state, record)
                     if self._pending.get(key) is state:
                         del self._pending[key]
-                await self._send_outbox()
-                for record in write.records:
-                    record.ack()
+                self._ack_once_stored(await self._send_outbox(), write.records)
             finally:
                 writes.task_done()
+
+    async def _next_write(self, writes: asyncio.Queue[_Write[S]]) -> _Write[S]:
+        """The next decided batch; raises the error of a failed changelog write first."""
+        failed = self._store_failed
+        if failed is None:
+            return await writes.get()
+        get: asyncio.Future[_Write[S]] = asyncio.ensure_future(writes.get())
+        either: set[asyncio.Future[Any]] = {get, failed}
+        try:
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not get.done():
+                get.cancel()
+        if failed.done():
+            failed.result()  # raises
+        return get.result()
+
+    def _ack_once_stored(self, stored: list[asyncio.Future[Any]], records: Sequence[Any]) -> None:
+        """Ack ``records`` once the changelog holds their states: a commit never covers a
+        command whose state the broker did not take. A changelog write that failed (the
+        producer gave up) stops the decider, as a failed event write does; the next owner
+        folds the states from the events again."""
+
+        def done(sent: asyncio.Future[Any]) -> None:
+            if sent.cancelled():
+                return
+            if (error := sent.exception()) is not None:
+                failed = self._store_failed
+                if failed is not None and not failed.done():
+                    failed.set_exception(error)
+                return
+            for record in records:
+                record.ack()
+
+        if not stored:
+            for record in records:
+                record.ack()
+            return
+        asyncio.gather(*stored).add_done_callback(done)
 
     async def _drain_writes(self) -> None:
         if self._writes is not None and self._writer is not None and not self._writer.done():
