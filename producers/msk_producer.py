@@ -35,6 +35,7 @@ from schemas.registry import (
     RecordHeartbeat,
     RegisterAgent,
 )
+from schemas.routes import route
 
 
 def _envelope() -> dict[str, Any]:
@@ -51,10 +52,11 @@ async def _send(settings: Settings, commands: list[AgentCommand]) -> list[str]:
     try:
         sent = []
         for command in commands:
+            to = route(settings.topics, command)
             meta = await producer.send_and_wait(
-                settings.topics.agent_commands,
+                to.commands,
                 command.model_dump_json(exclude_none=True).encode(),
-                key=command.agent_id.encode(),
+                key=to.key.encode(),
             )
             sent.append(f"{meta.topic}[{meta.partition}]@{meta.offset}")
         return sent
@@ -64,11 +66,11 @@ async def _send(settings: Settings, commands: list[AgentCommand]) -> list[str]:
 
 def publish(commands: list[AgentCommand], dry_run: bool) -> None:
     settings = Settings()
-    topic = settings.topics.agent_commands
     if dry_run:
         for command in commands:
+            to = route(settings.topics, command)
             payload = command.model_dump_json(exclude_none=True)
-            click.echo(f"(dry run) {topic} key={command.agent_id} {payload}")
+            click.echo(f"(dry run) {to.commands} key={to.key} {payload}")
         return
     try:
         positions = asyncio.run(_send(settings, commands))

@@ -58,7 +58,7 @@ async def register_app(
     app_id = app_id_for(request.name)
     created = hub.apps.get(app_id) is None
     command = RegisterApp(**new_envelope(issued_by), app_id=app_id, **request.model_dump())
-    await hub.execute(hub.topics.app_commands, app_id, command)
+    await hub.execute(command)
     return _require(hub, app_id), created
 
 
@@ -77,7 +77,7 @@ async def update_app(
         "metadata": app.metadata,
     }
     command = RegisterApp(**new_envelope(issued_by), app_id=app_id, **(current | changes))
-    await hub.execute(hub.topics.app_commands, app_id, command)
+    await hub.execute(command)
     return _require(hub, app_id)
 
 
@@ -86,7 +86,7 @@ async def deregister_app(
 ) -> None:
     get_app(hub, app_id)
     command = DeregisterApp(**new_envelope(issued_by), app_id=app_id, reason=reason)
-    await hub.execute(hub.topics.app_commands, app_id, command)
+    await hub.execute(command)
     await hub.proxy.close_app(app_id)
 
 

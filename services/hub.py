@@ -38,6 +38,7 @@ from schemas.registry import (
     AgentExpired,
     AgentStatus,
 )
+from schemas.routes import route
 from schemas.system import WORKER_BEACON, WorkerBeacon
 from schemas.tasks import TASK_EVENT, TaskEvent
 from services.app_board import AppBoard
@@ -131,14 +132,6 @@ class Hub:
         self._outcomes_by_time = False  # whether insertion order is the order written
         self._oldest: list[tuple[int, int, str]] = []  # while folding: (written, n, command id)
         self._arrivals = itertools.count()
-        topics = settings.topics
-        self._events_of = {
-            topics.agent_commands: topics.agent_events,
-            topics.task_commands: topics.task_events,
-            topics.message_commands: topics.message_events,
-            topics.memory_commands: topics.memory_events,
-            topics.app_commands: topics.app_events,
-        }
         self._producer: AIOKafkaProducer | None = None
         # Observations (the proxy's call records) go through a producer of their own that
         # lingers, so that they reach the broker as a few batches rather than one each.
@@ -218,18 +211,20 @@ class Hub:
 
     # commands
 
-    async def execute(self, topic: str, key: str, command: BaseModel) -> AnyEvent:
-        """Publish ``command`` and return the first event it caused; raise :class:`Rejected`.
+    async def execute(self, command: BaseModel) -> AnyEvent:
+        """Publish ``command`` (to its log, keyed by its entity: ``schemas.routes``) and
+        return the first event it caused; raise :class:`Rejected`.
 
         A command whose id was decided already (a client's retry) is answered with that
         first outcome and not published again; one still in flight is awaited, not sent
         twice.
         """
         command_id: str = command.command_id  # type: ignore[attr-defined]  # every command has one
+        to = route(self.topics, command)
         known = self._outcomes.get(command_id)
         if known is not None:
             events, entity, event, _ = known
-            if (events, entity) != (self._events_of.get(topic), key):
+            if (events, entity) != (to.events, to.key):
                 raise _reused(command_id)
             return _outcome(event)
         future = self._pending.get(command_id)
@@ -237,13 +232,13 @@ class Hub:
         if future is None:
             future = asyncio.get_running_loop().create_future()
             self._pending[command_id] = future
-            self._pending_for[command_id] = (topic, key)
-        elif self._pending_for.get(command_id) != (topic, key):
+            self._pending_for[command_id] = (to.commands, to.key)
+        elif self._pending_for.get(command_id) != (to.commands, to.key):
             raise _reused(command_id)
         self._waiting[command_id] = self._waiting.get(command_id, 0) + 1
         try:
             if first:
-                await self.publish(topic, key, command)
+                await self.publish(command)
             try:
                 event = await asyncio.wait_for(
                     asyncio.shield(future), self.settings.command_timeout
@@ -276,14 +271,15 @@ class Hub:
             return
         delivery.add_done_callback(partial(_delivered, topic))
 
-    async def publish(self, topic: str, key: str, command: BaseModel) -> None:
+    async def publish(self, command: BaseModel) -> None:
         """Publish ``command`` and wait until the broker has it (not for its outcome)."""
         if self._producer is None:
             raise HubUnavailable("the gateway is not connected to Kafka")
+        to = route(self.topics, command)
         value = encode_command(command)
         try:
             await asyncio.wait_for(
-                self._producer.send_and_wait(topic, key=key.encode(), value=value),
+                self._producer.send_and_wait(to.commands, key=to.key.encode(), value=value),
                 self.settings.command_timeout,
             )
         except (KafkaError, TimeoutError) as exc:

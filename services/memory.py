@@ -41,7 +41,7 @@ async def set_value(
         readers=request.readers,
         writers=request.writers,
     )
-    event = await hub.execute(hub.topics.memory_commands, key, command)
+    event = await hub.execute(command)
     item = hub.memory.get(key)
     if item is None:  # deleted again by someone else in the meantime
         raise UnknownKey(key)
@@ -99,7 +99,7 @@ async def delete_value(
     command = DeleteMemory(
         **new_envelope(issued_by), key=key, agent_id=agent_id, expected_version=expected_version
     )
-    await hub.execute(hub.topics.memory_commands, key, command)
+    await hub.execute(command)
 
 
 def history(hub: Hub, key: str, *, agent_id: str | None = None) -> list[MemoryEvent]:

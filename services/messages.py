@@ -100,7 +100,7 @@ async def send_message(
             message_type=request.message_type,
             message=message,
         )
-    event = await hub.execute(hub.topics.message_commands, sender, command)
+    event = await hub.execute(command)
     assert isinstance(event, MessageSent)  # noqa: S101 - the decider's only answer but a refusal
     stored = hub.messages.get(message.message_id)
     return view_of(stored) if stored is not None else _view(event)
@@ -161,7 +161,7 @@ async def ack(
     command = AckMessages(
         **new_envelope(issued_by), agent_id=agent_id, message_ids=tuple(dict.fromkeys(message_ids))
     )
-    await hub.execute(hub.topics.message_commands, agent_id, command)
+    await hub.execute(command)
     return fresh
 
 
@@ -176,7 +176,7 @@ async def delete_message(
         message_id=message_id,
         reason=reason,
     )
-    await hub.execute(hub.topics.message_commands, stored.record.sender_id, command)
+    await hub.execute(command)
 
 
 def view_of(stored: StoredMessage) -> MessageView:

@@ -47,7 +47,7 @@ async def register_agent(
         card=card,
         ttl_seconds=ttl_seconds,
     )
-    event = await hub.execute(hub.topics.agent_commands, agent_id, command)
+    event = await hub.execute(command)
     return _require(hub, agent_id), isinstance(event, AgentRegistered)
 
 
@@ -63,9 +63,9 @@ async def heartbeat(
     agent = get_agent(hub, agent_id)
     command = RecordHeartbeat(**new_envelope(issued_by), agent_id=agent_id, status=status)
     if status_after_heartbeat(agent, status) is not agent.status:
-        await hub.execute(hub.topics.agent_commands, agent_id, command)
+        await hub.execute(command)
         return _require(hub, agent_id)
-    await hub.publish(hub.topics.agent_commands, agent_id, command)
+    await hub.publish(command)
     return agent
 
 
@@ -73,7 +73,7 @@ async def deregister_agent(
     hub: Hub, agent_id: str, *, reason: str | None = None, issued_by: str = "gateway"
 ) -> None:
     command = DeregisterAgent(**new_envelope(issued_by), agent_id=agent_id, reason=reason)
-    await hub.execute(hub.topics.agent_commands, agent_id, command)
+    await hub.execute(command)
 
 
 def get_agent(hub: Hub, agent_id: str) -> RegisteredAgent:
@@ -106,7 +106,7 @@ async def _subscriptions(
 ) -> tuple[str, ...]:
     get_agent(hub, agent_id)
     command = kind(**new_envelope(issued_by), agent_id=agent_id, patterns=tuple(patterns))
-    await hub.execute(hub.topics.agent_commands, agent_id, command)
+    await hub.execute(command)
     return _require(hub, agent_id).subscriptions
 
 

@@ -103,7 +103,7 @@ async def create_task(hub: Hub, new: NewTask, *, issued_by: str = "gateway") -> 
         capability=new.capability,
         max_retries=new.max_retries,
     )
-    await hub.execute(hub.topics.task_commands, task_id, command)
+    await hub.execute(command)
     return _require(hub, task_id)
 
 
@@ -129,7 +129,7 @@ async def update_status(
         reason=reason,
         agent_id=agent_id,
     )
-    await hub.execute(hub.topics.task_commands, task_id, command)
+    await hub.execute(command)
     return _require(hub, task_id)
 
 
@@ -166,7 +166,7 @@ async def cancel_task(
     command = CancelTask(
         **new_envelope(issued_by), task_id=task_id, reason=reason, agent_id=agent_id
     )
-    await hub.execute(hub.topics.task_commands, task_id, command)
+    await hub.execute(command)
     return _require(hub, task_id)
 
 
@@ -175,7 +175,7 @@ async def assign_task(
 ) -> TaskRecord:
     get_agent(hub, agent_id)
     command = AssignTask(**new_envelope(issued_by), task_id=task_id, agent_id=agent_id)
-    await hub.execute(hub.topics.task_commands, task_id, command)
+    await hub.execute(command)
     return _require(hub, task_id)
 
 
@@ -183,7 +183,7 @@ async def delete_task(
     hub: Hub, task_id: str, *, reason: str | None = None, issued_by: str = "gateway"
 ) -> None:
     command = DeleteTask(**new_envelope(issued_by), task_id=task_id, reason=reason)
-    await hub.execute(hub.topics.task_commands, task_id, command)
+    await hub.execute(command)
 
 
 def get_task(hub: Hub, task_id: str, *, history_length: int | None = None) -> TaskRecord:

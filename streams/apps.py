@@ -70,9 +70,6 @@ class AppProcessor(BatchDecider[AppCommand, AppEvent, AppEntry]):
         self._discovering: set[str] = set()
         app.timer(settings.app_health_interval, name=f"{topics.prefix}.apps.health")(self.check)
 
-    def key_of(self, command: AppCommand) -> str:
-        return command.app_id
-
     def initial(self) -> AppEntry:
         return apps.initial_state()
 
@@ -120,7 +117,6 @@ class AppProcessor(BatchDecider[AppCommand, AppEvent, AppEntry]):
             self._maybe_discover(app)
             return  # nothing to record
         self.send_command(
-            app.app_id,
             RecordHealth(
                 **new_envelope("app-health-checker"), app_id=app.app_id, ok=ok, detail=detail
             ),
@@ -163,7 +159,6 @@ class AppProcessor(BatchDecider[AppCommand, AppEvent, AppEntry]):
             self._discovering.discard(app.app_id)
         self._discover_at[app.app_id] = time.monotonic() + refresh
         self.send_command(
-            app.app_id,
             RecordTools(**new_envelope("app-tool-discoverer"), app_id=app.app_id, tools=tools),
         )
 

@@ -46,9 +46,6 @@ class MemoryProcessor(BatchDecider[MemoryCommand, MemoryEvent, MemoryEntry]):
         self.view = view
         self.inbox = inbox
 
-    def key_of(self, command: MemoryCommand) -> str:
-        return command.key
-
     def initial(self) -> MemoryEntry:
         return memory.initial_state()
 

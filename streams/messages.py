@@ -15,7 +15,6 @@ from schemas.messages import (
     MessageCommand,
     MessageEvent,
     MessagingState,
-    message_key,
 )
 from schemas.topics import MESSAGING_TABLE
 from streams.codec import MESSAGING_STATE_CODEC
@@ -49,9 +48,6 @@ class MessageProcessor(BatchDecider[MessageCommand, MessageEvent, MessagingState
         )
         self.view = view
         self.inbox = inbox
-
-    def key_of(self, command: MessageCommand) -> str:
-        return message_key(command)
 
     def initial(self) -> MessagingState:
         return messages.initial_state()

@@ -65,9 +65,6 @@ class RegistryProcessor(BatchDecider[AgentCommand, AgentEvent, AgentState]):
             self._expire_silent
         )
 
-    def key_of(self, command: AgentCommand) -> str:
-        return command.agent_id
-
     def initial(self) -> AgentState:
         return initial_state()
 
@@ -125,7 +122,6 @@ class RegistryProcessor(BatchDecider[AgentCommand, AgentEvent, AgentState]):
             self._expiring[key] = command_id
             last_seen = self._deadlines[key] - timedelta(seconds=state.agent.ttl_seconds)
             self.send_command(
-                key,
                 ExpireAgent(
                     command_id=command_id,
                     issued_at=now,

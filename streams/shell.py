@@ -33,6 +33,7 @@ from kolony.partitioning import partition_for
 from kolony.settings import Settings
 from schemas.base import CommandRejected
 from schemas.limits import check_json, describe
+from schemas.routes import command_key
 from streams import storage
 from streams.codec import raw_topic
 
@@ -146,7 +147,8 @@ class BatchDecider(Generic[C, E, S]):
     # what subclasses provide
 
     def key_of(self, command: C) -> str:
-        raise NotImplementedError
+        """The entity a command changes (``schemas.routes``: one rule for every side)."""
+        return command_key(command)
 
     def initial(self) -> S:
         raise NotImplementedError
@@ -546,9 +548,10 @@ class BatchDecider(Generic[C, E, S]):
             future.add_done_callback(partial(self._persisted, batch.record_count()))
         return future
 
-    def send_command(self, key: str, command: Any) -> None:
-        """Send a command of the worker's own (a timer's) to the partition that owns ``key``."""
-        key_bytes = key.encode()
+    def send_command(self, command: Any) -> None:
+        """Send a command of the worker's own (a timer's) to the partition that owns its
+        entity."""
+        key_bytes = self.key_of(command).encode()
         self.commands.send_soon(
             key=key_bytes,
             value=command.model_dump_json(exclude_none=True).encode(),

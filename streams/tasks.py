@@ -70,9 +70,6 @@ class TaskProcessor(BatchDecider[TaskCommand, TaskEvent, TaskEntry]):
             self._run_timers
         )
 
-    def key_of(self, command: TaskCommand) -> str:
-        return command.task_id
-
     def initial(self) -> TaskEntry:
         return tasks.initial_state()
 
@@ -148,7 +145,7 @@ class TaskProcessor(BatchDecider[TaskCommand, TaskEvent, TaskEntry]):
             return  # the answer is on its way
         asked.add(command_id)
         now = datetime.now(UTC)
-        self.send_command(key, build(command_id=command_id, issued_at=now, issued_by="task-timer"))
+        self.send_command(build(command_id=command_id, issued_at=now, issued_by="task-timer"))
 
     def tasks_open(self) -> int:
         return len(self._open)

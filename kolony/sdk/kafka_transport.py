@@ -59,45 +59,14 @@ class KafkaTransport:
     def _envelope(self) -> dict[str, Any]:
         return new_envelope(f"sdk:{self.agent_id}")
 
-    async def _agent(self, command: BaseModel, within: float | None = None) -> dict[str, Any]:
-        return await self.link.request(
-            self.topics.agent_commands,
-            self.topics.agent_events,
-            self.agent_id,
-            command,
-            within or self.request_timeout,
-        )
+    async def _request(self, command: BaseModel, within: float | None = None) -> dict[str, Any]:
+        return await self.link.request(command, within or self.request_timeout)
 
     async def _message(self, command: BaseModel) -> MessageRecord:
-        event = await self.link.request(
-            self.topics.message_commands,
-            self.topics.message_events,
-            self.agent_id,
-            command,
-            self.request_timeout,
-        )
-        return MessageRecord.model_validate(event["record"])
-
-    async def _task(self, task_id: str, command: BaseModel) -> dict[str, Any]:
-        return await self.link.request(
-            self.topics.task_commands,
-            self.topics.task_events,
-            task_id,
-            command,
-            self.request_timeout,
-        )
-
-    async def _memory(self, key: str, command: BaseModel) -> dict[str, Any]:
-        return await self.link.request(
-            self.topics.memory_commands,
-            self.topics.memory_events,
-            key,
-            command,
-            self.request_timeout,
-        )
+        return MessageRecord.model_validate((await self._request(command))["record"])
 
     async def register(self, card: AgentCard, ttl_seconds: float) -> float:
-        event = await self._agent(
+        event = await self._request(
             RegisterAgent(
                 **self._envelope(), agent_id=self.agent_id, card=card, ttl_seconds=ttl_seconds
             )
@@ -106,11 +75,11 @@ class KafkaTransport:
 
     async def deregister(self, reason: str | None) -> None:
         command = DeregisterAgent(**self._envelope(), agent_id=self.agent_id, reason=reason)
-        await self._agent(command, within=10)
+        await self._request(command, within=10)
 
     async def heartbeat(self) -> None:
         command = RecordHeartbeat(**self._envelope(), agent_id=self.agent_id)
-        await self.link.publish(self.topics.agent_commands, self.agent_id, command)
+        await self.link.publish(command)
 
     async def send(
         self,
@@ -150,7 +119,7 @@ class KafkaTransport:
                 agent_id=self.agent_id,
                 message_ids=tuple(message_ids[start : start + 100]),
             )
-            await self.link.publish(self.topics.message_commands, self.agent_id, command)
+            await self.link.publish(command)
 
     async def submit(
         self,
@@ -163,8 +132,7 @@ class KafkaTransport:
         ttl_seconds: float | None,
         metadata: dict[str, Any] | None,
     ) -> None:
-        await self._task(
-            task_id,
+        await self._request(
             SubmitTask(
                 **self._envelope(),
                 task_id=task_id,
@@ -186,8 +154,7 @@ class KafkaTransport:
         result: Any,
         reason: str | None,
     ) -> None:
-        await self._task(
-            task_id,
+        await self._request(
             UpdateTaskStatus(
                 **self._envelope(),
                 task_id=task_id,
@@ -216,14 +183,14 @@ class KafkaTransport:
             readers=tuple(readers) if readers is not None else None,
             writers=tuple(writers) if writers is not None else None,
         )
-        event = await self._memory(key, command)
+        event = await self._request(command)
         return MemoryItem.model_validate(event["item"])
 
     async def memory_delete(self, key: str, expected_version: int | None) -> None:
         command = DeleteMemory(
             **self._envelope(), key=key, agent_id=self.agent_id, expected_version=expected_version
         )
-        await self._memory(key, command)
+        await self._request(command)
 
     async def memory_get(self, key: str) -> MemoryItem | None:
         """Folds the key's partition of the memory log from its start (fine for occasional
@@ -244,11 +211,11 @@ class KafkaTransport:
 
     async def subscribe(self, patterns: tuple[str, ...]) -> tuple[str, ...]:
         command = SubscribeMemory(**self._envelope(), agent_id=self.agent_id, patterns=patterns)
-        return tuple((await self._agent(command)).get("subscriptions", ()))
+        return tuple((await self._request(command)).get("subscriptions", ()))
 
     async def unsubscribe(self, patterns: tuple[str, ...]) -> tuple[str, ...]:
         command = UnsubscribeMemory(**self._envelope(), agent_id=self.agent_id, patterns=patterns)
-        return tuple((await self._agent(command)).get("subscriptions", ()))
+        return tuple((await self._request(command)).get("subscriptions", ()))
 
     # deliveries
 

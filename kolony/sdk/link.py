@@ -35,6 +35,7 @@ from kolony.sdk.errors import BusError, Rejected
 from kolony.settings import Settings
 from schemas.base import CommandRejected
 from schemas.inbox import INBOX_ITEM, InboxItem
+from schemas.routes import route
 
 logger = logging.getLogger(__name__)
 
@@ -131,40 +132,43 @@ class KafkaLink:
 
     # commands and outcomes
 
-    async def publish(self, topic: str, key: str, command: BaseModel) -> None:
-        """Send a command; retried with backoff until ``publish_timeout`` (then BusError)."""
+    async def publish(self, command: BaseModel) -> None:
+        """Send a command to its log, keyed by its entity (``schemas.routes``); retried
+        with backoff until ``publish_timeout`` (then BusError)."""
         producer = self._require(self._producer)
+        to = route(self.topics, command)
         value = command.model_dump_json(exclude_none=True).encode()
-        tp = await self.partition_of(topic, key)
+        tp = await self.partition_of(to.commands, to.key)
         deadline = time.monotonic() + self.publish_timeout
         await _retrying(
-            lambda: producer.send_and_wait(topic, value, key=key.encode(), partition=tp.partition),
+            lambda: producer.send_and_wait(
+                to.commands, value, key=to.key.encode(), partition=tp.partition
+            ),
             deadline,
             f"publish {getattr(command, 'type', 'a command')}",
         )
 
-    async def request(
-        self, commands: str, events: str, key: str, command: BaseModel, within: float
-    ) -> dict[str, Any]:
+    async def request(self, command: BaseModel, within: float) -> dict[str, Any]:
         """Publish ``command`` and return its outcome event (a dict); a rejection raises
         :class:`Rejected`; no outcome ``within`` seconds raises :class:`BusError`."""
         command_id = str(getattr(command, "command_id"))  # noqa: B009 - every command has one
-        await self._follow(await self.partition_of(events, key))
+        to = route(self.topics, command)
+        await self._follow(await self.partition_of(to.events, to.key))
         event = self._late.pop(command_id, None)
         if event is None:
-            event = await self._publish_and_wait(commands, key, command, command_id, within)
+            event = await self._publish_and_wait(command, command_id, within)
         self._unanswered.discard(command_id)
         if event.get("type") == "command.rejected":
             raise Rejected.of(CommandRejected.model_validate(event))
         return event
 
     async def _publish_and_wait(
-        self, commands: str, key: str, command: BaseModel, command_id: str, within: float
+        self, command: BaseModel, command_id: str, within: float
     ) -> dict[str, Any]:
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._waiting[command_id] = future
         try:
-            await self.publish(commands, key, command)
+            await self.publish(command)
             try:
                 return await asyncio.wait_for(future, within)
             except TimeoutError:

@@ -160,16 +160,15 @@ async def test_bad_messages_are_refused_with_a_reason(stack: Any) -> None:
     assert gone.status_code == 404 and "deregistered" in gone.json()["detail"]
 
     # A plain Kafka client gets the same refusals as rejection events from the worker.
-    topic = hub.settings.topics.message_commands
     with pytest.raises(Rejected, match="deregistered"):
-        await hub.hub.execute(topic, alice, command(alice, bob, "hi"))
+        await hub.hub.execute(command(alice, bob, "hi"))
     with pytest.raises(Rejected, match="is not registered"):
-        await hub.hub.execute(topic, alice, command(alice, "stranger", "hi"))
+        await hub.hub.execute(command(alice, "stranger", "hi"))
     sent = command(alice, alice, "to myself")
-    await hub.hub.execute(topic, alice, sent)
+    await hub.hub.execute(sent)
     again = command(alice, alice, "same id", message_id=sent.message.message_id)
     with pytest.raises(Rejected, match="was sent already"):
-        await hub.hub.execute(topic, alice, again)
+        await hub.hub.execute(again)
 
 
 async def test_broadcast_reaches_every_online_agent(stack: Any) -> None:
@@ -235,14 +234,13 @@ async def test_order_under_load_and_redelivered_commands(stack: Any, inboxes: An
     reader = await register(client, skilled("reader", "listen"))
     inbox = await inboxes(hub, reader)
     per_sender = 150
-    topic = hub.settings.topics.message_commands
     commands = {s: [command(s, reader, f"{s}:{n}") for n in range(per_sender)] for s in senders}
 
     async def publish(sender: str) -> None:
         for n, sent in enumerate(commands[sender]):
-            await hub.hub.publish(topic, sender, sent)
+            await hub.hub.publish(sent)
             if n % 10 == 0:  # a redelivered command (same command id)
-                await hub.hub.publish(topic, sender, sent)
+                await hub.hub.publish(sent)
 
     await asyncio.gather(*(publish(s) for s in senders))
     total = 3 * per_sender

@@ -173,14 +173,14 @@ async def test_a_killed_worker_loses_nothing(stack: Any, start_worker: Any) -> N
         agent_id=agent_id_for("late", "1"),
         card=late_card,
     )
-    await hub.hub.publish(hub.settings.topics.agent_commands, late.agent_id, late)
+    await hub.hub.publish(late)
     late_task = SubmitTask(
         command_id=str(uuid.uuid4()),
         issued_at=datetime.now(UTC),
         task_id="submitted-while-down",
         assignee_id=first["agent_id"],
     )
-    await hub.hub.publish(hub.settings.topics.task_commands, late_task.task_id, late_task)
+    await hub.hub.publish(late_task)
 
     start_worker(hub.settings)
     offsets: dict[str, Any] = {}
