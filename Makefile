@@ -14,12 +14,12 @@ $(BIN)/python:
 # pip shows its progress: a first install downloads about 150 MB (Java included).
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	@echo "installing Kolony and its dependencies into $(VENV) ..."
-	$(BIN)/pip install -e .
+	$(BIN)/pip install -e ".[server]"
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	@echo "installing Kolony with its test and development tools into $(VENV) ..."
-	$(BIN)/pip install -e ".[test,dev]"
+	$(BIN)/pip install -e ".[server,test,dev]"
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed

@@ -1,3 +1,3 @@
-from kolony.cli import main
+from kolony.console import main
 
 main()

@@ -36,7 +36,12 @@ class MskIamTokenProvider(AbstractTokenProvider):  # type: ignore[misc]  # aioka
         self._region = region
 
     async def token(self) -> str:
-        from aws_msk_iam_sasl_signer import MSKAuthTokenProvider
+        try:
+            from aws_msk_iam_sasl_signer import MSKAuthTokenProvider
+        except ImportError:
+            raise RuntimeError(
+                "AWS MSK IAM authentication needs the signer: pip install 'kolony[msk]'"
+            ) from None
 
         token, _expiry_ms = await asyncio.to_thread(
             MSKAuthTokenProvider.generate_auth_token, self._region
@@ -128,31 +133,6 @@ async def start_clients(settings: Settings, *clients: Any) -> None:
             f"cannot reach Kafka at {bootstrap_servers(settings)}{why}: is `kolony up` "
             "running? (KOLONY_BOOTSTRAP_SERVERS names another Kafka)"
         ) from None
-
-
-def faust_credentials(settings: Settings) -> Any:
-    """The same connection options in Faust's vocabulary (None for plaintext)."""
-    import faust
-    from faust.auth import OAuthCredentials
-
-    context = ssl_context(settings)
-    mechanism = settings.sasl_mechanism
-    if mechanism == "AWS_MSK_IAM":
-        return OAuthCredentials(
-            oauth_cb=client_options(settings)["sasl_oauth_token_provider"], ssl_context=context
-        )
-    if mechanism == "OAUTHBEARER":
-        raise BrokerUnavailable("generic OAUTHBEARER is not supported; use AWS_MSK_IAM or SCRAM")
-    if mechanism is not None:
-        return faust.SASLCredentials(
-            username=settings.sasl_username,
-            password=settings.sasl_password.get_secret_value() if settings.sasl_password else None,
-            mechanism=mechanism,
-            ssl_context=context,
-        )
-    if context is not None:
-        return faust.SSLCredentials(context)
-    return None
 
 
 def desired_topics(settings: Settings) -> list[NewTopic]:

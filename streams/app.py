@@ -7,11 +7,13 @@ import os
 import socket
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import faust
+from faust.auth import OAuthCredentials
 from faust.tables import TableManager
 
-from kolony.kafka import faust_credentials, require_bootstrap
+from kolony.kafka import BrokerUnavailable, client_options, require_bootstrap, ssl_context
 from kolony.settings import Settings
 from schemas.system import WORKER_BEACON, WorkerBeacon
 from streams import storage
@@ -133,3 +135,25 @@ def build_faust_app(settings: Settings, datadir: Path) -> faust.App:
         autodiscover=False,
         TableManager=_TableManager,
     )
+
+
+def faust_credentials(settings: Settings) -> Any:
+    """The same connection options in Faust's vocabulary (None for plaintext)."""
+    context = ssl_context(settings)
+    mechanism = settings.sasl_mechanism
+    if mechanism == "AWS_MSK_IAM":
+        return OAuthCredentials(
+            oauth_cb=client_options(settings)["sasl_oauth_token_provider"], ssl_context=context
+        )
+    if mechanism == "OAUTHBEARER":
+        raise BrokerUnavailable("generic OAUTHBEARER is not supported; use AWS_MSK_IAM or SCRAM")
+    if mechanism is not None:
+        return faust.SASLCredentials(
+            username=settings.sasl_username,
+            password=settings.sasl_password.get_secret_value() if settings.sasl_password else None,
+            mechanism=mechanism,
+            ssl_context=context,
+        )
+    if context is not None:
+        return faust.SSLCredentials(context)
+    return None

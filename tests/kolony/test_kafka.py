@@ -16,7 +16,6 @@ from kolony.kafka import (
     MskIamTokenProvider,
     client_options,
     ensure_topics,
-    faust_credentials,
     supports_transactions,
 )
 from kolony.settings import Settings
@@ -26,7 +25,6 @@ def test_plaintext_by_default() -> None:
     options = client_options(Settings(bootstrap_servers="k:9092"))
     assert options["security_protocol"] == "PLAINTEXT" and options["ssl_context"] is None
     assert "sasl_mechanism" not in options
-    assert faust_credentials(Settings(bootstrap_servers="k:9092")) is None
 
 
 def test_msk_iam_uses_oauthbearer_with_signed_tokens() -> None:
@@ -40,8 +38,6 @@ def test_msk_iam_uses_oauthbearer_with_signed_tokens() -> None:
     assert options["sasl_mechanism"] == "OAUTHBEARER"
     assert isinstance(options["sasl_oauth_token_provider"], MskIamTokenProvider)
     assert options["ssl_context"] is not None
-    credentials = faust_credentials(settings)
-    assert type(credentials).__name__ == "OAuthCredentials"
 
 
 def test_msk_iam_needs_a_region() -> None:
