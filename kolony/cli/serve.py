@@ -102,7 +102,7 @@ def mcp_stdio(agent_id: str | None, log_level: str) -> None:
     Logs go to stderr; stdout carries MCP only.
     """
     from services.hub import Hub, HubUnavailable
-    from services.mcp_tools import build_server
+    from services.mcp import build_server
 
     setup_logging(log_level)
     settings = load_settings()

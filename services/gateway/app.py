@@ -16,7 +16,7 @@ from services.gateway.limits import BodyLimits
 from services.gateway.mcp import McpEndpoint, McpPaths
 from services.gateway.routers import agents, apps, events, memory, messages, system, tasks, ws
 from services.hub import Hub
-from services.mcp_tools import build_server
+from services.mcp import build_server
 
 
 def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
@@ -59,7 +59,7 @@ def create_app(settings: Settings, hub: Hub | None = None) -> FastAPI:
     app.include_router(events.router)
     app.include_router(ws.router)
     app.add_middleware(BodyLimits)
-    # MCP over streamable HTTP at Kolony's address and Thronglets' (see services.mcp_tools),
+    # MCP over streamable HTTP at Kolony's address and Thronglets' (see services.mcp),
     # answered before FastAPI's routing: every proxied tool call passes here.
     app.add_middleware(McpPaths, endpoint=mcp_endpoint, paths=("/mcp", "/bus/mcp"))
     app.state.mcp = mcp_server

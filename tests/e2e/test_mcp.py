@@ -14,7 +14,7 @@ from mcp.client.stdio import stdio_client
 from mcp_types import CallToolResult
 
 from kolony.appclient import connect
-from services.mcp_tools import build_server
+from services.mcp import build_server
 from tests.conftest import wait_for
 from tests.e2e.test_apps import FAST_CHECKS, notebook_app, tools_of  # noqa: F401 - a fixture
 from tests.e2e.test_door import nested

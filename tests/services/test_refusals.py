@@ -17,7 +17,7 @@ from schemas.base import CommandRejected
 from services.apps import UnknownApp
 from services.gateway.errors import install_error_handlers
 from services.hub import HubUnavailable, Rejected
-from services.mcp_tools import _reported
+from services.mcp.common import _reported
 from services.proxy import AppCallError, AppTimedOut, TooManySessions
 from services.refusals import KINDS, REFUSALS, refusal
 from services.tasks import UnknownTask

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
@@ -11,6 +10,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 import kolony
 from schemas.a2a import AgentCapabilities, AgentCard, AgentInterface, AgentSkill
+from services import status
 from services.gateway.deps import HubDep, SettingsDep
 from services.gateway.errors import READ_ERRORS
 
@@ -85,7 +85,7 @@ async def home(request: Request, hub: HubDep, settings: SettingsDep) -> HTMLResp
     online = sum(1 for agent in hub.directory.agents() if agent.status != "offline")
     page = _HOME.format(
         version=escape(kolony.__version__),
-        status="ok" if hub.ready() else "degraded",
+        status=status.status_word(hub),
         agents=online,
         workers=len(hub.live_workers()),
         bootstrap=escape(str(settings.bootstrap_servers)),
@@ -111,36 +111,8 @@ HEALTH = {"type": "object", "required": ["status"], "properties": {"status": {"t
 )
 async def health(hub: HubDep) -> JSONResponse:
     """Ready when Kafka answers, the event log is folded and a stream worker is alive."""
-    workers = hub.live_workers()
-    ready = hub.ready()
-    body: dict[str, Any] = {
-        "status": "ok" if ready else "degraded",
-        "time": datetime.now(UTC).isoformat(),
-        "broker": {
-            "reachable": hub.broker_reachable(),
-            "bootstrap_servers": hub.settings.bootstrap_servers,
-        },
-        "read_model": {
-            "caught_up": hub.caught_up,
-            "agents": len(hub.directory.agents()),
-            "tasks": len(hub.board.tasks()),
-            "apps": len(hub.apps.apps()),
-            "app_sessions": len(hub.proxy.sessions()),
-        },
-        "workers": [
-            {
-                "worker_id": w.worker_id,
-                "last_beacon_at": w.at.isoformat(),
-                "active_partitions": list(w.active_partitions),
-                "agents_owned": w.agents_owned,
-                "commands_decided": w.commands_decided,
-                "tasks_open": w.tasks_open,
-                "network_view_caught_up": w.network_view_caught_up,
-            }
-            for w in workers
-        ],
-    }
-    return JSONResponse(body, status_code=200 if ready else 503)
+    body = status.health(hub)
+    return JSONResponse(body, status_code=200 if body["status"] == "ok" else 503)
 
 
 @router.get("/.well-known/agent", response_model=AgentCard, response_model_exclude_none=True)
@@ -169,7 +141,7 @@ async def system_info(request: Request, hub: HubDep, settings: SettingsDep) -> d
             "inbox_partitions": settings.inbox_partitions,
         },
         "health": {
-            "status": "ok" if hub.ready() else "degraded",
+            "status": status.status_word(hub),
             "agents_count": len(hub.directory.agents()),
             "workers": len(hub.live_workers()),
         },
