@@ -19,7 +19,7 @@ from services.messages import UnknownMessage
 from services.proxy import AppCallError, AppTimedOut, TooManySessions
 from services.registry import UnknownAgent
 from services.tasks import UnknownTask
-from services.ws_handlers import NotBound
+from services.ws.handlers import NotBound
 
 
 @dataclass(frozen=True)
