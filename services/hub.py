@@ -41,12 +41,13 @@ from schemas.registry import (
 from schemas.routes import route
 from schemas.system import WORKER_BEACON, WorkerBeacon
 from schemas.tasks import TASK_EVENT, TaskEvent
-from services.app_board import AppBoard
-from services.mail import MessageStore
-from services.memory_board import MemoryBoard
+from services.boards.apps import AppBoard
+from services.boards.events import EventFeed
+from services.boards.memory import MemoryBoard
+from services.boards.messages import MessageBoard
+from services.boards.tasks import TaskBoard
 from services.proxy import AppProxy
 from services.pushes import Pushes
-from services.views import EventFeed, TaskBoard
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +116,7 @@ class Hub:
         self.topics = settings.topics
         self.directory = AgentDirectory()
         self.board = TaskBoard()
-        self.messages = MessageStore(settings.message_history, settings.mailbox_size)
+        self.messages = MessageBoard(settings.message_history, settings.mailbox_size)
         self.memory = MemoryBoard(settings.memory_history)
         self.apps = AppBoard()
         self.proxy = AppProxy(settings, self.apps.apps)

@@ -12,13 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from schemas.errors import ErrorCode
-from services.apps import UnknownApp, UnknownTool
 from services.hub import CommandInvalid, HubUnavailable, Rejected
-from services.memory import ReadRefused, UnknownKey
-from services.messages import UnknownMessage
 from services.proxy import AppCallError, AppTimedOut, TooManySessions
-from services.registry import UnknownAgent
-from services.tasks import UnknownTask
+from services.usecases.apps import UnknownApp, UnknownTool
+from services.usecases.memory import ReadRefused, UnknownKey
+from services.usecases.messages import UnknownMessage
+from services.usecases.registry import UnknownAgent
+from services.usecases.tasks import UnknownTask
 from services.ws.handlers import NotBound
 
 

@@ -25,7 +25,7 @@ from kolony.kafka import client_options, consumer_options, read_backlog, start_c
 from kolony.settings import Settings
 from schemas.registry import AGENT_EVENT, RegisteredAgent
 from schemas.tasks import TASK_EVENT, TaskRecord
-from services.views import TaskBoard
+from services.boards.tasks import TaskBoard
 
 
 @dataclass(frozen=True)

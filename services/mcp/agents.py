@@ -6,8 +6,8 @@ from typing import Any
 
 from mcp.server.mcpserver import Context
 
-from services import registry
 from services.mcp.common import Capability, Limit, PageToken, Tools, dump
+from services.usecases import registry
 
 
 def register(tools: Tools) -> None:

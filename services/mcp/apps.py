@@ -9,8 +9,8 @@ from mcp.server.mcpserver import Context
 from mcp_types import CallToolResult
 
 from schemas.apps import App
-from services import apps, registry
 from services.mcp.common import AGENT_META_KEY, AgentId, Title, Tools, dump
+from services.usecases import apps, registry
 
 
 def app_summary(app: App, *, with_tools: bool = False) -> dict[str, Any]:

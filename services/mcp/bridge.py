@@ -12,7 +12,6 @@ from pydantic import Field
 from core.queries import TaskFilter, capabilities_of
 from schemas.requests import SendMessageRequest
 from schemas.tasks import StateInput, is_terminal
-from services import messages, registry, tasks
 from services.mcp.common import (
     AgentId,
     Capability,
@@ -24,6 +23,7 @@ from services.mcp.common import (
     text_of,
 )
 from services.status import summary
+from services.usecases import messages, registry, tasks
 
 
 def register(tools: Tools) -> None:

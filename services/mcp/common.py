@@ -14,9 +14,9 @@ from mcp_types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from schemas.base import ENTITY_ID_PATTERN
-from services import registry
 from services.hub import Hub
 from services.refusals import REFUSALS, refusal
+from services.usecases import registry
 
 AGENT_META_KEY = "kolony/agent_id"
 AGENT_HEADER = "x-kolony-agent-id"

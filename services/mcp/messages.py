@@ -7,8 +7,8 @@ from typing import Any
 from mcp.server.mcpserver import Context
 
 from schemas.requests import SendMessageRequest
-from services import messages
 from services.mcp.common import AgentId, Limit, Text, Tools, dump, text_of
+from services.usecases import messages
 
 
 def register(tools: Tools) -> None:

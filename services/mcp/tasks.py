@@ -10,7 +10,6 @@ from pydantic import Field
 from core.queries import TaskFilter
 from schemas.a2a import TaskState
 from schemas.tasks import Priority, StateInput
-from services import tasks
 from services.mcp.common import (
     AgentId,
     Capability,
@@ -22,6 +21,7 @@ from services.mcp.common import (
     Tools,
     dump,
 )
+from services.usecases import tasks
 
 
 def register(tools: Tools) -> None:

@@ -47,10 +47,10 @@ from schemas.ws import (
     TaskAssignedPush,
     TaskUpdatedPush,
 )
-from services import registry
 from services.hub import Hub
 from services.pushes import Presence
 from services.refusals import REFUSALS, refusal
+from services.usecases import registry
 from services.ws.handlers import HANDLERS
 
 logger = logging.getLogger(__name__)

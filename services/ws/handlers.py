@@ -32,8 +32,8 @@ from schemas.ws import (
     TaskGet,
     TaskUpdate,
 )
-from services import memory, messages, registry, tasks
 from services.hub import Hub
+from services.usecases import memory, messages, registry, tasks
 
 
 class NotBound(Exception):

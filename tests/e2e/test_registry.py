@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from services import registry
 from services.hub import Hub
+from services.usecases import registry
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.kafka

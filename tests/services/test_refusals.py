@@ -14,13 +14,13 @@ from mcp.server.mcpserver.exceptions import ToolError
 
 import services
 from schemas.base import CommandRejected
-from services.apps import UnknownApp
 from services.gateway.errors import install_error_handlers
 from services.hub import HubUnavailable, Rejected
 from services.mcp.common import _reported
 from services.proxy import AppCallError, AppTimedOut, TooManySessions
 from services.refusals import KINDS, REFUSALS, refusal
-from services.tasks import UnknownTask
+from services.usecases.apps import UnknownApp
+from services.usecases.tasks import UnknownTask
 
 
 def _service_exceptions() -> list[type[BaseException]]:

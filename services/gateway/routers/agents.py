@@ -10,9 +10,9 @@ from pydantic import BaseModel, ConfigDict
 from schemas.a2a import AgentCard
 from schemas.base import ENTITY_ID_PATTERN
 from schemas.registry import AgentStatus, RegisteredAgent, ReportableStatus
-from services import registry
 from services.gateway.deps import HubDep, PageSize, PageToken
 from services.gateway.errors import COMMAND_ERRORS
+from services.usecases import registry
 
 router = APIRouter(prefix="/agents", tags=["agents"], responses=COMMAND_ERRORS)
 

@@ -10,9 +10,9 @@ from pydantic import BaseModel
 from schemas.apps import App, AppTool
 from schemas.base import ENTITY_ID_PATTERN
 from schemas.requests import ExecuteRequest, RegisterAppRequest, UpdateAppRequest
-from services import apps
 from services.gateway.deps import HubDep
 from services.gateway.errors import APP_ERRORS
+from services.usecases import apps
 
 router = APIRouter(prefix="/apps", tags=["apps"], responses=APP_ERRORS)
 

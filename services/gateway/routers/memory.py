@@ -11,9 +11,9 @@ from schemas.base import ENTITY_ID_PATTERN
 from schemas.events import ANY_EVENT
 from schemas.memory import MemoryItem
 from schemas.requests import SetMemoryRequest, SubscribeRequest
-from services import memory, registry
 from services.gateway.deps import HubDep, PageSize, PageToken
 from services.gateway.errors import COMMAND_ERRORS
+from services.usecases import memory, registry
 
 router = APIRouter(tags=["memory"], responses=COMMAND_ERRORS)
 

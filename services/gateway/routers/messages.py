@@ -10,11 +10,11 @@ from pydantic import AwareDatetime, BaseModel
 from schemas.base import ENTITY_ID_PATTERN
 from schemas.messages import MessageType
 from schemas.requests import AckRequest, SendMessageRequest
-from services import messages
+from services.boards.messages import MessageFilter
 from services.gateway.deps import HubDep, PageSize, PageToken
 from services.gateway.errors import COMMAND_ERRORS
-from services.mail import MessageFilter
-from services.messages import MessageView
+from services.usecases import messages
+from services.usecases.messages import MessageView
 
 router = APIRouter(tags=["messages"], responses=COMMAND_ERRORS)
 

@@ -19,9 +19,9 @@ from schemas.tasks import (
     TaskAssignment,
     TaskRecord,
 )
-from services import tasks
 from services.gateway.deps import HubDep, PageSize, PageToken
 from services.gateway.errors import COMMAND_ERRORS
+from services.usecases import tasks
 
 router = APIRouter(prefix="/tasks", tags=["tasks"], responses=COMMAND_ERRORS)
 

@@ -64,7 +64,7 @@ class Mailbox:
         self.early_acks: set[str] = set()
 
 
-class MessageStore:
+class MessageBoard:
     def __init__(self, history: int, mailbox: int) -> None:
         self.history = history
         self.mailbox_size = mailbox

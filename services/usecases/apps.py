@@ -25,7 +25,7 @@ from schemas.ids import app_id_for
 from schemas.requests import RegisterAppRequest, UpdateAppRequest
 from services.hub import Hub
 from services.proxy import AppCallError
-from services.registry import get_agent, require_caught_up
+from services.usecases.registry import get_agent, require_caught_up
 
 
 class UnknownApp(LookupError):

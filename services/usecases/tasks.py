@@ -23,7 +23,7 @@ from schemas.tasks import (
     UpdateTaskStatus,
 )
 from services.hub import Hub
-from services.registry import get_agent, require_caught_up
+from services.usecases.registry import get_agent, require_caught_up
 
 
 class UnknownTask(LookupError):

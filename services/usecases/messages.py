@@ -20,10 +20,10 @@ from schemas.messages import (
     SendMessage,
 )
 from schemas.requests import SendMessageRequest
+from services.boards.messages import MessageFilter, StoredMessage
 from services.hub import Hub
-from services.mail import MessageFilter, StoredMessage
-from services.registry import get_agent, require_caught_up
-from services.tasks import UnknownTask
+from services.usecases.registry import get_agent, require_caught_up
+from services.usecases.tasks import UnknownTask
 
 
 class UnknownMessage(LookupError):

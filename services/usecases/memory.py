@@ -9,7 +9,7 @@ from kolony.commands import new_envelope
 from schemas.memory import DeleteMemory, MemoryEvent, MemoryItem, MemoryUpdated, SetMemory, can_read
 from schemas.requests import SetMemoryRequest
 from services.hub import Hub
-from services.registry import get_agent, require_caught_up
+from services.usecases.registry import get_agent, require_caught_up
 
 
 class UnknownKey(LookupError):
