@@ -4,6 +4,10 @@ Uses the embedded Kafka unless KOLONY_BOOTSTRAP_SERVERS names another. Every Kol
 stands beside a floor measured in the same run: the same open loop through bare aiokafka
 relays taking as many trips through the broker. Prints a Markdown report and writes
 bench/results/<time>.json. ``--only`` runs some phases; ``--soak-minutes 0`` skips the soak.
+
+Longer than the others on purpose: ``make bench`` runs every benchmark in turn and writes
+one report, each figure beside its raw-Kafka floor; the benchmarks themselves live in the
+other modules of ``bench/``.
 """
 
 from __future__ import annotations

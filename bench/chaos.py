@@ -21,6 +21,10 @@ audited:
 Heartbeats are part of the load but not audited: most are, by design, decided without an
 event (docs/design.md). Ends with one line:
 ``chaos: <n> commands, <k> kills, <l> lost, <d> duplicated, resume p99 <s> s``.
+
+Longer than the others on purpose: the run's sequence (start, kill each target in turn,
+measure the resume, drain, settle, audit) is one procedure; the audit is
+:mod:`bench.audit` and the load :mod:`bench.chaos_load`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""The task decider: submit and route, assign, report status, cancel, delete, expire, re-assign."""
+"""The task decider: submit and route, assign, report status, cancel, delete, expire, re-assign.
+
+Longer than the others on purpose: the task state machine (its commands, transitions,
+retries, timers and their refusals) is one set of rules, read top to bottom.
+"""
 
 from __future__ import annotations
 

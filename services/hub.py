@@ -1,4 +1,8 @@
-"""The gateway's connection to the log: publishes commands, folds events, awaits outcomes."""
+"""The gateway's connection to the log: publishes commands, folds events, awaits outcomes.
+
+A little over 400 lines: publishing a command and awaiting its outcome, and folding the logs
+that carry those outcomes, are two halves of one exchange.
+"""
 
 from __future__ import annotations
 

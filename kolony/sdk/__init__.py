@@ -11,8 +11,10 @@ and keeps it registered, with the shape and behaviour of Thronglets' client of t
         print(client.agent_id, client.mcp_address)
 """
 
-from kolony.sdk.agent import (
-    Agent,
+from kolony.sdk.agent import Agent
+from kolony.sdk.bus import BusClient
+from kolony.sdk.errors import BusError, Rejected
+from kolony.sdk.handlers import (
     IncomingMessage,
     TaskContext,
     TaskHandle,
@@ -20,8 +22,6 @@ from kolony.sdk.agent import (
     on_message,
     on_task,
 )
-from kolony.sdk.bus import BusClient
-from kolony.sdk.errors import BusError, Rejected
 from kolony.sdk.sync import SyncAgent, SyncTaskHandle
 from kolony.sdk.transport import MemoryChange
 from schemas.a2a import AgentCard, AgentSkill, TaskState

@@ -17,6 +17,10 @@ the module's :func:`on_task`, :func:`on_message` and :func:`on_memory`.
 A task handler's return value completes the task (as its ``result``); an exception fails it
 with the error as the reason, and the agent carries on. Messages are acked once their
 handler returns (or when :meth:`Agent.receive` hands them out, without a handler).
+
+Longer than the others on purpose: ``Agent`` is the SDK's one public class, and its life
+(start, deliveries, reports, delegations, stop) reads best in one place; what handlers
+receive and the class-style markers are in :mod:`kolony.sdk.handlers`.
 """
 
 from __future__ import annotations
@@ -27,25 +31,31 @@ import inspect
 import logging
 import signal
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, ClassVar, TypeVar
-
-from pydantic import TypeAdapter
+from typing import Any, ClassVar
 
 from kolony.addresses import bootstrap_servers
 from kolony.commands import chosen_command_id
 from kolony.sdk.backoff import backoff
 from kolony.sdk.errors import BusError, Rejected
+from kolony.sdk.handlers import (
+    SUBSCRIPTION_PATTERN,
+    H,
+    IncomingMessage,
+    MemoryHandler,
+    MessageHandler,
+    TaskContext,
+    TaskHandle,
+    TaskHandler,
+)
 from kolony.sdk.kafka_transport import KafkaTransport
 from kolony.sdk.transport import Delivery, MemoryChange, Transport
 from kolony.settings import Settings
 from schemas.a2a import AgentCard, Message, Part, Role, TaskState
 from schemas.ids import agent_id_for
-from schemas.memory import MemoryItem, SubscriptionPattern, pattern_matches
-from schemas.messages import Delivery as MessageDelivery
+from schemas.memory import MemoryItem, pattern_matches
 from schemas.messages import MessageRecord, MessageType
 from schemas.registry import (
     RegisteredAgent,
@@ -53,137 +63,6 @@ from schemas.registry import (
 from schemas.tasks import TaskRecord, is_terminal
 
 logger = logging.getLogger(__name__)
-
-H = TypeVar("H", bound=Callable[..., Any])
-_PATTERN: TypeAdapter[str] = TypeAdapter(SubscriptionPattern)
-
-
-# What handlers receive
-
-
-@dataclass
-class TaskContext:
-    """A task delivered to this agent, and the ways to report on it."""
-
-    agent: Agent
-    task: TaskRecord
-    reported: TaskState | None = None
-
-    @property
-    def id(self) -> str:
-        return self.task.id
-
-    @property
-    def input(self) -> Any:
-        return self.task.input
-
-    @property
-    def capability(self) -> str | None:
-        return self.task.capability
-
-    async def progress(self, text: str) -> None:
-        """Still working; ``text`` joins the task's history."""
-        await self.agent.report(self.id, TaskState.WORKING, message=text)
-
-    async def input_required(self, question: str) -> None:
-        """Ask the requester for more (the task waits in ``input_required``)."""
-        await self.agent.report(self.id, TaskState.INPUT_REQUIRED, message=question)
-        self.reported = TaskState.INPUT_REQUIRED
-
-    async def complete(self, result: Any = None, message: str | None = None) -> None:
-        await self.agent.report(self.id, TaskState.COMPLETED, result=result, message=message)
-        self.reported = TaskState.COMPLETED
-
-    async def fail(self, reason: str) -> None:
-        await self.agent.report(self.id, TaskState.FAILED, reason=reason)
-        self.reported = TaskState.FAILED
-
-
-@dataclass(frozen=True)
-class IncomingMessage:
-    """A message delivered to this agent."""
-
-    record: MessageRecord
-
-    @property
-    def message_id(self) -> str:
-        return self.record.message_id
-
-    @property
-    def sender_id(self) -> str:
-        return self.record.sender_id
-
-    @property
-    def task_id(self) -> str | None:
-        return self.record.task_id
-
-    @property
-    def message_type(self) -> MessageType:
-        return self.record.message_type
-
-    @property
-    def broadcast(self) -> bool:
-        """Sent to everyone (or to a capability), not to this agent by name."""
-        return self.record.delivery is MessageDelivery.BROADCAST
-
-    @property
-    def text(self) -> str:
-        return "\n".join(p.text for p in self.record.message.parts if p.text is not None)
-
-
-@dataclass
-class TaskHandle:
-    """A delegated task: ``await handle.result()`` waits until it is finished."""
-
-    task_id: str
-    _done: asyncio.Future[TaskRecord] = field(repr=False)
-
-    async def result(self, within: float | None = None) -> TaskRecord:
-        """The task once finished (completed, failed, cancelled, rejected or expired)."""
-        if within is None:
-            return await asyncio.shield(self._done)
-        try:
-            return await asyncio.wait_for(asyncio.shield(self._done), within)
-        except TimeoutError:
-            raise BusError(f"task {self.task_id} not finished within {within:g} s") from None
-
-
-# Class-style markers
-
-
-def on_task(capability: str | None = None) -> Callable[[H], H]:
-    """Mark a method of an :class:`Agent` subclass as the handler of tasks for
-    ``capability`` (or of every task without a more specific handler)."""
-
-    def mark(method: H) -> H:
-        method.__kolony_task__ = capability  # type: ignore[attr-defined]
-        return method
-
-    return mark
-
-
-def on_message(method: H) -> H:
-    """Mark a method of an :class:`Agent` subclass as its message handler."""
-    method.__kolony_message__ = True  # type: ignore[attr-defined]
-    return method
-
-
-def on_memory(pattern: str) -> Callable[[H], H]:
-    """Mark a method as the handler of changes to memory keys matching ``pattern`` (a key,
-    or a prefix ending in ``*``); the agent subscribes to it when it starts."""
-
-    _PATTERN.validate_python(pattern)  # a bad pattern fails here, not when the agent starts
-
-    def mark(method: H) -> H:
-        method.__kolony_memory__ = pattern  # type: ignore[attr-defined]
-        return method
-
-    return mark
-
-
-TaskHandler = Callable[[TaskContext], Awaitable[Any] | Any]
-MessageHandler = Callable[[IncomingMessage], Awaitable[Any] | Any]
-MemoryHandler = Callable[[MemoryChange], Awaitable[Any] | Any]
 
 
 class Agent:
@@ -262,7 +141,7 @@ class Agent:
 
     def on_memory(self, pattern: str) -> Callable[[H], H]:
         """Handle changes to memory keys matching ``pattern`` (subscribed at start)."""
-        _PATTERN.validate_python(pattern)
+        SUBSCRIPTION_PATTERN.validate_python(pattern)
 
         def register(handler: H) -> H:
             self._memory_handlers[pattern] = handler

@@ -18,8 +18,9 @@ from concurrent.futures import Future
 from types import TracebackType
 from typing import Any, TypeVar
 
-from kolony.sdk.agent import Agent, IncomingMessage, TaskHandle
+from kolony.sdk.agent import Agent
 from kolony.sdk.errors import BusError
+from kolony.sdk.handlers import IncomingMessage, TaskHandle
 from schemas.a2a import AgentCard, Message
 from schemas.memory import MemoryItem
 from schemas.messages import MessageRecord, MessageType
