@@ -16,13 +16,13 @@ from pydantic import (
 
 from schemas.a2a import Artifact, Message
 from schemas.apps import AppName, Scenario
-from schemas.base import ENTITY_ID_PATTERN
+from schemas.base import EntityId
 from schemas.limits import Json, NonNullJson
 from schemas.memory import MemoryKey, Principals, SubscriptionPattern
 from schemas.messages import MAX_RECIPIENTS, MessageType
 from schemas.tasks import Capability, Priority, Reason, Retries, StateInput, TaskTtl
 
-Id = Annotated[str, Field(min_length=1, max_length=128, pattern=ENTITY_ID_PATTERN)]
+Id = EntityId
 Text = Annotated[str, Field(max_length=100_000)]
 
 

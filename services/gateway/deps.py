@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Header, Query, Request
+from fastapi import Depends, Header, Path, Query, Request
 
 from kolony.commands import chosen_command_id
 from kolony.settings import Settings
@@ -24,6 +24,8 @@ def get_settings(request: Request) -> Settings:
 
 
 HubDep = Annotated[Hub, Depends(get_hub)]
+# An id in a path: an agent's, a task's, an app's, a message's (the one rule, schemas.base).
+PathId = Annotated[str, Path(min_length=1, max_length=128, pattern=ENTITY_ID_PATTERN)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 # Every list answers a page at a time: at most 1,000 items, and a token for the next page.

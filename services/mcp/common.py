@@ -13,7 +13,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
 from pydantic import BaseModel, Field
 
-from schemas.base import ENTITY_ID_PATTERN
+from schemas.base import EntityId
 from services.hub import Hub
 from services.refusals import REFUSALS, refusal
 from services.usecases import registry
@@ -24,7 +24,7 @@ AGENT_HEADER = "x-kolony-agent-id"
 P = ParamSpec("P")
 R = TypeVar("R")
 
-AgentId = Annotated[str, Field(min_length=1, max_length=128, pattern=ENTITY_ID_PATTERN)]
+AgentId = EntityId
 Text = Annotated[str, Field(min_length=1, max_length=100_000)]
 Title = Annotated[str, Field(min_length=1, max_length=200)]
 Reason = Annotated[str, Field(max_length=1_000)]

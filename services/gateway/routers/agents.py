@@ -4,19 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, HTTPException, Path, Query, Response
+from fastapi import APIRouter, Body, HTTPException, Query, Response
 from pydantic import BaseModel, ConfigDict
 
 from schemas.a2a import AgentCard
-from schemas.base import ENTITY_ID_PATTERN
 from schemas.registry import AgentStatus, RegisteredAgent, ReportableStatus
-from services.gateway.deps import HubDep, PageSize, PageToken
+from services.gateway.deps import HubDep, PageSize, PageToken, PathId
 from services.gateway.errors import COMMAND_ERRORS
 from services.usecases import registry
 
 router = APIRouter(prefix="/agents", tags=["agents"], responses=COMMAND_ERRORS)
 
-AgentId = Annotated[str, Path(min_length=1, max_length=128, pattern=ENTITY_ID_PATTERN)]
+AgentId = PathId
 
 
 class AgentList(BaseModel):

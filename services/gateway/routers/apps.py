@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Query, Response
+from fastapi import APIRouter, Header, Query, Response
 from pydantic import BaseModel
 
 from schemas.apps import App, AppTool
 from schemas.base import ENTITY_ID_PATTERN
 from schemas.requests import ExecuteRequest, RegisterAppRequest, UpdateAppRequest
-from services.gateway.deps import HubDep
+from services.gateway.deps import HubDep, PathId
 from services.gateway.errors import APP_ERRORS
 from services.usecases import apps
 
 router = APIRouter(prefix="/apps", tags=["apps"], responses=APP_ERRORS)
 
-AppId = Annotated[str, Path(min_length=1, max_length=128, pattern=ENTITY_ID_PATTERN)]
+AppId = PathId
 AgentHeader = Annotated[
     str | None,
     Header(

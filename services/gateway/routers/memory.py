@@ -7,18 +7,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Path, Query, Response
 from pydantic import BaseModel
 
-from schemas.base import ENTITY_ID_PATTERN
 from schemas.events import ANY_EVENT
 from schemas.memory import MemoryItem
 from schemas.requests import SetMemoryRequest, SubscribeRequest
-from services.gateway.deps import HubDep, PageSize, PageToken
+from services.gateway.deps import HubDep, PageSize, PageToken, PathId
 from services.gateway.errors import COMMAND_ERRORS
 from services.usecases import memory, registry
 
 router = APIRouter(tags=["memory"], responses=COMMAND_ERRORS)
 
 Key = Annotated[str, Path(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$")]
-AgentId = Annotated[str, Path(min_length=1, max_length=128, pattern=ENTITY_ID_PATTERN)]
+AgentId = PathId
 Reader = Annotated[
     str | None, Query(max_length=128, description="the reading agent (default: the operator)")
 ]

@@ -4,21 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Query
+from fastapi import APIRouter, HTTPException, Query
 from pydantic import AwareDatetime, BaseModel
 
-from schemas.base import ENTITY_ID_PATTERN
 from schemas.messages import MessageType
 from schemas.requests import AckRequest, SendMessageRequest
 from services.boards.messages import MessageFilter
-from services.gateway.deps import HubDep, PageSize, PageToken
+from services.gateway.deps import HubDep, PageSize, PageToken, PathId
 from services.gateway.errors import COMMAND_ERRORS
 from services.usecases import messages
 from services.usecases.messages import MessageView
 
 router = APIRouter(tags=["messages"], responses=COMMAND_ERRORS)
 
-PathId = Annotated[str, Path(min_length=1, max_length=128, pattern=ENTITY_ID_PATTERN)]
 QueryId = Annotated[str | None, Query(max_length=128)]
 ListLimit = Annotated[int, Query(ge=1, le=10_000, description="at most this many")]
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, HTTPException, Path, Query
+from fastapi import APIRouter, Body, HTTPException, Query
 from pydantic import BaseModel, Field
 
 from core.queries import TaskFilter
 from schemas.a2a import Artifact, Message
-from schemas.base import ENTITY_ID_PATTERN
 from schemas.events import ANY_EVENT
 from schemas.requests import CreateTask, Id, StatusUpdate, Strict
 from schemas.tasks import (
@@ -19,13 +18,13 @@ from schemas.tasks import (
     TaskAssignment,
     TaskRecord,
 )
-from services.gateway.deps import HubDep, PageSize, PageToken
+from services.gateway.deps import HubDep, PageSize, PageToken, PathId
 from services.gateway.errors import COMMAND_ERRORS
 from services.usecases import tasks
 
 router = APIRouter(prefix="/tasks", tags=["tasks"], responses=COMMAND_ERRORS)
 
-TaskId = Annotated[str, Path(min_length=1, max_length=128, pattern=ENTITY_ID_PATTERN)]
+TaskId = PathId
 HistoryLength = Annotated[
     int | None, Query(ge=0, le=10_000, description="keep only the last N history messages")
 ]
