@@ -14,8 +14,6 @@ Every command is validated before it is sent; ``--dry-run`` prints it and sends 
 from __future__ import annotations
 
 import asyncio
-import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +22,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
+from kolony.commands import new_envelope
 from kolony.kafka import producer_options
 from kolony.settings import Settings
 from schemas.a2a import AgentCard, AgentSkill
@@ -39,11 +38,7 @@ from schemas.routes import route
 
 
 def _envelope() -> dict[str, Any]:
-    return {
-        "command_id": str(uuid.uuid4()),
-        "issued_at": datetime.now(UTC),
-        "issued_by": "msk_producer",
-    }
+    return new_envelope("msk_producer")
 
 
 async def _send(settings: Settings, commands: list[AgentCommand]) -> list[str]:
