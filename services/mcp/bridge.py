@@ -10,7 +10,7 @@ from mcp.server.mcpserver import Context
 from pydantic import Field
 
 from core.queries import TaskFilter, capabilities_of
-from schemas.requests import SendMessageRequest
+from schemas.requests import CreateTask, SendMessageRequest
 from schemas.tasks import StateInput, is_terminal
 from services.mcp.common import (
     AgentId,
@@ -70,7 +70,7 @@ def register(tools: Tools) -> None:
         Follow it with get_task_result."""
         if (capability is None) == (agent_id is None):
             raise ValueError("give exactly one of capability or agent_id")
-        new = tasks.NewTask(
+        new = CreateTask(
             title=title,
             description=description,
             initial_message=description,

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from core.queries import TaskFilter
 from schemas.a2a import TaskState
+from schemas.requests import CreateTask
 from schemas.tasks import Priority, StateInput
 from services.mcp.common import (
     AgentId,
@@ -40,7 +41,7 @@ def register(tools: Tools) -> None:
     ) -> dict[str, Any]:
         """Create a task, for an agent (assignee_id), a capability, or to be picked up later.
         You are its requester."""
-        new = tasks.NewTask(
+        new = CreateTask(
             title=title,
             description=description,
             initial_message=description,

@@ -15,7 +15,6 @@ from schemas.tasks import (
     AssignTask,
     CancelTask,
     DeleteTask,
-    Priority,
     SubmitTask,
     TaskAssignment,
     TaskEvent,
@@ -33,34 +32,6 @@ class UnknownTask(LookupError):
 
 
 @dataclass(frozen=True)
-class NewTask:
-    """What a requester asks for; see ``POST /tasks``."""
-
-    task_id: str | None = None
-    context_id: str | None = None
-    title: str | None = None
-    description: str | None = None
-    priority: Priority = Priority.NORMAL
-    due_at: datetime | None = None
-    ttl_seconds: float | None = None
-    input: Any = None
-    initial_message: Message | str | None = None
-    metadata: dict[str, Any] | None = None
-    requester_id: str | None = None
-    assignee_id: str | None = None
-    capability: str | None = None
-    max_retries: int | None = None
-
-
-def new_task_from(body: CreateTask, **overrides: Any) -> NewTask:
-    """The ``POST /tasks`` body (also ``task:create``'s) as a :class:`NewTask`: the same fields,
-    but for two names kept short on the wire."""
-    fields = {name: getattr(body, name) for name in CreateTask.model_fields}
-    fields["task_id"], fields["ttl_seconds"] = fields.pop("id"), fields.pop("ttl")
-    return NewTask(**{**fields, **overrides})
-
-
-@dataclass(frozen=True)
 class TaskPage:
     tasks: list[TaskRecord]
     next_page_token: str | None
@@ -68,6 +39,7 @@ class TaskPage:
     total_size: int
 
 
+_SUBMIT_FIELDS = SubmitTask.model_fields.keys() - {"initial_message"}
 TASK_IDS = uuid.UUID("6b6f6c6f-6e79-5461-736b-000000000001")  # task ids from command ids
 
 
@@ -78,30 +50,23 @@ def as_message(content: Message | str | None, role: Role = Role.AGENT) -> Messag
     return Message(message_id=str(uuid.uuid4()), role=role, parts=[Part(text=content)])
 
 
-async def create_task(hub: Hub, new: NewTask, *, issued_by: str = "gateway") -> TaskRecord:
-    """Submit a task; it comes back as the decider recorded it (assigned if someone could)."""
+async def create_task(hub: Hub, new: CreateTask, *, issued_by: str = "gateway") -> TaskRecord:
+    """Submit a task (``POST /tasks``' body, also ``task:create``'s and the MCP tools'); it comes
+    back as the decider recorded it (assigned if someone could)."""
     for agent_id in (new.requester_id, new.assignee_id):
         if agent_id is not None:
             get_agent(hub, agent_id)  # unknown agents are a 404, before anything is published
     # A retried request (the same chosen command id) names the same task, never a second one.
     retried = chosen()
-    task_id = new.task_id or str(uuid.uuid5(TASK_IDS, retried) if retried else uuid.uuid4())
+    task_id = new.id or str(uuid.uuid5(TASK_IDS, retried) if retried else uuid.uuid4())
+    # The same fields as the command, but for two names kept short on the wire.
+    same = {name: getattr(new, name) for name in CreateTask.model_fields.keys() & _SUBMIT_FIELDS}
     command = SubmitTask(
         **new_envelope(issued_by),
+        **same,
         task_id=task_id,
-        context_id=new.context_id,
-        title=new.title,
-        description=new.description,
-        priority=new.priority,
-        due_at=new.due_at,
-        ttl_seconds=new.ttl_seconds,
-        input=new.input,
+        ttl_seconds=new.ttl,
         initial_message=as_message(new.initial_message, Role.USER),
-        metadata=new.metadata,
-        requester_id=new.requester_id,
-        assignee_id=new.assignee_id,
-        capability=new.capability,
-        max_retries=new.max_retries,
     )
     await hub.execute(command)
     return _require(hub, task_id)

@@ -110,7 +110,7 @@ async def _ack(socket: Socket, frame: Ack) -> Any:
 
 async def _task_create(socket: Socket, frame: TaskCreate) -> Any:
     requester = frame.task.requester_id or _me(socket)
-    new = tasks.new_task_from(frame.task, requester_id=requester)
+    new = frame.task.model_copy(update={"requester_id": requester})
     return await tasks.create_task(socket.hub, new, issued_by="websocket")
 
 

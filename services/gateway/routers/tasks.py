@@ -64,7 +64,7 @@ class Deleted(BaseModel):
 async def create_task(hub: HubDep, body: CreateTask) -> TaskRecord:
     """Create a task for an agent (``assignee_id``) or a capability (201); answers once
     decided. An id that exists already is a 409."""
-    return await tasks.create_task(hub, tasks.new_task_from(body))
+    return await tasks.create_task(hub, body)
 
 
 def _list(
