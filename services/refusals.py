@@ -19,7 +19,10 @@ from services.usecases.memory import ReadRefused, UnknownKey
 from services.usecases.messages import UnknownMessage
 from services.usecases.registry import UnknownAgent
 from services.usecases.tasks import UnknownTask
-from services.ws.handlers import NotBound
+
+
+class NotBound(Exception):
+    """A WebSocket request that needs an agent, on a connection bound to none yet."""
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from pydantic import TypeAdapter
 
@@ -19,8 +19,19 @@ from schemas.messages import Delivery as MessageDelivery
 from schemas.messages import MessageRecord, MessageType
 from schemas.tasks import TaskRecord
 
-if TYPE_CHECKING:
-    from kolony.sdk.agent import Agent
+
+class Reporter(Protocol):
+    """What a task's handler reports through: its :class:`~kolony.sdk.agent.Agent`."""
+
+    async def report(
+        self,
+        task_id: str,
+        state: TaskState | str,
+        *,
+        message: str | None = None,
+        result: Any = None,
+        reason: str | None = None,
+    ) -> None: ...
 
 
 H = TypeVar("H", bound=Callable[..., Any])
@@ -34,7 +45,7 @@ SUBSCRIPTION_PATTERN: TypeAdapter[str] = TypeAdapter(SubscriptionPattern)
 class TaskContext:
     """A task delivered to this agent, and the ways to report on it."""
 
-    agent: Agent
+    agent: Reporter
     task: TaskRecord
     reported: TaskState | None = None
 

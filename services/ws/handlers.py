@@ -33,11 +33,8 @@ from schemas.ws import (
     TaskUpdate,
 )
 from services.hub import Hub
+from services.refusals import NotBound
 from services.usecases import memory, messages, registry, tasks
-
-
-class NotBound(Exception):
-    """The request needs an agent and the connection has none yet."""
 
 
 class Socket(Protocol):
