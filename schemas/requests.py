@@ -20,7 +20,15 @@ from schemas.base import EntityId
 from schemas.limits import Json, NonNullJson
 from schemas.memory import MemoryKey, Principals, SubscriptionPattern
 from schemas.messages import MAX_RECIPIENTS, MessageType
-from schemas.tasks import Capability, Priority, Reason, Retries, StateInput, TaskTtl
+from schemas.tasks import (
+    Capability,
+    Priority,
+    Reason,
+    Retries,
+    StateInput,
+    SubmitTask,
+    TaskTtl,
+)
 
 Id = EntityId
 Text = Annotated[str, Field(max_length=100_000)]
@@ -53,6 +61,23 @@ class CreateTask(Strict):
     )
     capability: Capability | None = None
     max_retries: Retries | None = None
+
+    def command(
+        self, envelope: dict[str, Any], task_id: str, initial_message: Message | None = None
+    ) -> SubmitTask:
+        """The ``task.submit`` this request asks for: the same fields, but for two names kept
+        short on the wire (``id``, ``ttl``) and the first message, which the caller makes."""
+        same = {name: getattr(self, name) for name in _SUBMITTED}
+        return SubmitTask(
+            **envelope,
+            **same,
+            task_id=task_id,
+            ttl_seconds=self.ttl,
+            initial_message=initial_message,
+        )
+
+
+_SUBMITTED = (CreateTask.model_fields.keys() & SubmitTask.model_fields.keys()) - {"initial_message"}
 
 
 class StatusUpdate(Strict):

@@ -60,6 +60,7 @@ from schemas.messages import MessageRecord, MessageType
 from schemas.registry import (
     RegisteredAgent,
 )
+from schemas.requests import CreateTask
 from schemas.tasks import TaskRecord, is_terminal
 
 logger = logging.getLogger(__name__)
@@ -306,13 +307,16 @@ class Agent:
         self._delegated[task_id] = future
         try:
             await self.transport.submit(
-                task_id,
-                input=input,
-                capability=capability,
-                assignee=to,
-                title=title,
-                ttl_seconds=ttl_seconds,
-                metadata=metadata,
+                CreateTask(
+                    id=task_id,
+                    input=input,
+                    capability=capability,
+                    assignee_id=to,
+                    title=title,
+                    ttl=ttl_seconds,
+                    metadata=metadata,
+                    requester_id=self.agent_id,
+                )
             )
         except BaseException:
             self._delegated.pop(task_id, None)

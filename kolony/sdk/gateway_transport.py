@@ -31,6 +31,7 @@ from kolony.sdk.transport import Delivery, MemoryChange
 from schemas.a2a import AgentCard, Message, TaskState
 from schemas.memory import MemoryItem
 from schemas.messages import MessageRecord, MessageType
+from schemas.requests import CreateTask
 from schemas.tasks import TaskRecord
 from schemas.ws import SERVER_FRAME
 
@@ -279,27 +280,9 @@ class GatewayTransport:
             chunk = message_ids[start : start + 1_000]
             await self.request({"type": "message:ack", "message_ids": chunk}, repeatable=True)
 
-    async def submit(
-        self,
-        task_id: str,
-        *,
-        input: Any,  # noqa: A002 - the protocol's name
-        capability: str | None,
-        assignee: str | None,
-        title: str | None,
-        ttl_seconds: float | None,
-        metadata: dict[str, Any] | None,
-    ) -> None:
-        task = {
-            "id": task_id,
-            "input": input,
-            "capability": capability,
-            "assignee_id": assignee,
-            "title": title,
-            "ttl": ttl_seconds,
-            "metadata": metadata,
-        }
-        await self.request({"type": "task:create", "task": _compact(task)})
+    async def submit(self, task: CreateTask) -> None:
+        body = task.model_dump(mode="json", exclude_none=True)
+        await self.request({"type": "task:create", "task": body})
 
     async def report(
         self,

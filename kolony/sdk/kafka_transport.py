@@ -9,6 +9,7 @@ a restarted agent gets again exactly what it had not finished.
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
@@ -35,7 +36,8 @@ from schemas.registry import (
     SubscribeMemory,
     UnsubscribeMemory,
 )
-from schemas.tasks import SubmitTask, UpdateTaskStatus
+from schemas.requests import CreateTask
+from schemas.tasks import UpdateTaskStatus
 
 
 class KafkaTransport:
@@ -121,30 +123,8 @@ class KafkaTransport:
             )
             await self.link.publish(command)
 
-    async def submit(
-        self,
-        task_id: str,
-        *,
-        input: Any,  # noqa: A002 - the protocol's name
-        capability: str | None,
-        assignee: str | None,
-        title: str | None,
-        ttl_seconds: float | None,
-        metadata: dict[str, Any] | None,
-    ) -> None:
-        await self._request(
-            SubmitTask(
-                **self._envelope(),
-                task_id=task_id,
-                title=title,
-                input=input,
-                requester_id=self.agent_id,
-                assignee_id=assignee,
-                capability=capability,
-                ttl_seconds=ttl_seconds,
-                metadata=metadata,
-            ),
-        )
+    async def submit(self, task: CreateTask) -> None:
+        await self._request(task.command(self._envelope(), task.id or str(uuid.uuid4())))
 
     async def report(
         self,

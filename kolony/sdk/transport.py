@@ -15,6 +15,7 @@ from typing import Any, Literal, Protocol
 from schemas.a2a import AgentCard, Message, TaskState
 from schemas.memory import MemoryItem
 from schemas.messages import MessageRecord, MessageType
+from schemas.requests import CreateTask
 from schemas.tasks import TaskRecord
 
 
@@ -72,17 +73,7 @@ class Transport(Protocol):
 
     async def ack(self, message_ids: list[str]) -> None: ...
 
-    async def submit(
-        self,
-        task_id: str,
-        *,
-        input: Any,  # noqa: A002 - the protocol's name
-        capability: str | None,
-        assignee: str | None,
-        title: str | None,
-        ttl_seconds: float | None,
-        metadata: dict[str, Any] | None,
-    ) -> None: ...
+    async def submit(self, task: CreateTask) -> None: ...
 
     async def report(
         self,

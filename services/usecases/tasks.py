@@ -15,7 +15,6 @@ from schemas.tasks import (
     AssignTask,
     CancelTask,
     DeleteTask,
-    SubmitTask,
     TaskAssignment,
     TaskEvent,
     TaskRecord,
@@ -39,7 +38,6 @@ class TaskPage:
     total_size: int
 
 
-_SUBMIT_FIELDS = SubmitTask.model_fields.keys() - {"initial_message"}
 TASK_IDS = uuid.UUID("6b6f6c6f-6e79-5461-736b-000000000001")  # task ids from command ids
 
 
@@ -59,14 +57,8 @@ async def create_task(hub: Hub, new: CreateTask, *, issued_by: str = "gateway") 
     # A retried request (the same chosen command id) names the same task, never a second one.
     retried = chosen()
     task_id = new.id or str(uuid.uuid5(TASK_IDS, retried) if retried else uuid.uuid4())
-    # The same fields as the command, but for two names kept short on the wire.
-    same = {name: getattr(new, name) for name in CreateTask.model_fields.keys() & _SUBMIT_FIELDS}
-    command = SubmitTask(
-        **new_envelope(issued_by),
-        **same,
-        task_id=task_id,
-        ttl_seconds=new.ttl,
-        initial_message=as_message(new.initial_message, Role.USER),
+    command = new.command(
+        new_envelope(issued_by), task_id, as_message(new.initial_message, Role.USER)
     )
     await hub.execute(command)
     return _require(hub, task_id)
