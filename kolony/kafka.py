@@ -150,25 +150,27 @@ def desired_topics(settings: Settings) -> list[NewTopic]:
         "min.cleanable.dirty.ratio": "0.25",
     }
     inbox = {"cleanup.policy": "delete", "retention.ms": str(settings.inbox_retention_ms)}
+    logs = (
+        (topics.agent_commands, topics.agent_events, AGENTS_TABLE),
+        (topics.task_commands, topics.task_events, TASKS_TABLE),
+        (topics.message_commands, topics.message_events, MESSAGING_TABLE),
+        (topics.memory_commands, topics.memory_events, MEMORY_TABLE),
+        (topics.app_commands, topics.app_events, APPS_TABLE),
+    )
     return [
         # The workers' (Faust's) leader-election topic, made here so that it is in place
         # before they start rather than created by the first of them.
         NewTopic(f"{topics.app_id}-__assignor-__leader", 1, rf),
-        NewTopic(topics.agent_commands, n, rf, topic_configs=commands),
-        NewTopic(topics.agent_events, n, rf, topic_configs=events),
-        NewTopic(topics.changelog(AGENTS_TABLE), n, rf, topic_configs=compact),
-        NewTopic(topics.task_commands, n, rf, topic_configs=commands),
-        NewTopic(topics.task_events, n, rf, topic_configs=events),
-        NewTopic(topics.changelog(TASKS_TABLE), n, rf, topic_configs=compact),
-        NewTopic(topics.message_commands, n, rf, topic_configs=commands),
-        NewTopic(topics.message_events, n, rf, topic_configs=events),
-        NewTopic(topics.changelog(MESSAGING_TABLE), n, rf, topic_configs=compact),
-        NewTopic(topics.memory_commands, n, rf, topic_configs=commands),
-        NewTopic(topics.memory_events, n, rf, topic_configs=events),
-        NewTopic(topics.changelog(MEMORY_TABLE), n, rf, topic_configs=compact),
-        NewTopic(topics.app_commands, n, rf, topic_configs=commands),
-        NewTopic(topics.app_events, n, rf, topic_configs=events),
-        NewTopic(topics.changelog(APPS_TABLE), n, rf, topic_configs=compact),
+        # Each log: its commands, its events, and the changelog of the table folded from them.
+        *(
+            NewTopic(name, n, rf, topic_configs=configs)
+            for command_topic, event_topic, table in logs
+            for name, configs in (
+                (command_topic, commands),
+                (event_topic, events),
+                (topics.changelog(table), compact),
+            )
+        ),
         NewTopic(topics.app_calls, n, rf, topic_configs=events),
         NewTopic(topics.agent_inbox, settings.inbox_partitions, rf, topic_configs=inbox),
         NewTopic(
