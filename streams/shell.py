@@ -254,7 +254,9 @@ class BatchDecider(Generic[C, E, S]):
     async def _next_write(self, writes: asyncio.Queue[_Write[S]]) -> _Write[S]:
         """The next decided batch; raises the error of a failed changelog write first."""
         failed = self._store_failed
-        if failed is None:
+        if failed is not None and failed.done():
+            failed.result()  # raises
+        if failed is None or not writes.empty():
             return await writes.get()
         get: asyncio.Future[_Write[S]] = asyncio.ensure_future(writes.get())
         either: set[asyncio.Future[Any]] = {get, failed}
@@ -288,7 +290,7 @@ class BatchDecider(Generic[C, E, S]):
             for record in records:
                 record.ack()
             return
-        asyncio.gather(*stored).add_done_callback(done)
+        (stored[0] if len(stored) == 1 else asyncio.gather(*stored)).add_done_callback(done)
 
     async def _drain_writes(self) -> None:
         if self._writes is not None and self._writer is not None and not self._writer.done():
