@@ -13,6 +13,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 from pydantic import TypeAdapter
 
 from core import memory, messages, registry, tasks
@@ -199,6 +200,13 @@ async def worker_settled(settings: Settings) -> bool:
     t = settings.topics
     topics = (t.agent_commands, t.task_commands, t.message_commands, t.memory_commands)
     tps = [TopicPartition(topic, p) for topic in topics for p in range(settings.partitions)]
+    try:
+        return await _committed_to_the_end(settings, tps, t.app_id)
+    except KafkaError:  # a coordinator still moving after a broker kill: ask again
+        return False
+
+
+async def _committed_to_the_end(settings: Settings, tps: list[TopicPartition], group: str) -> bool:
     admin = AIOKafkaAdminClient(**client_options(settings))
     consumer = AIOKafkaConsumer(**consumer_options(settings), enable_auto_commit=False)
     await admin.start()
@@ -208,7 +216,7 @@ async def worker_settled(settings: Settings) -> bool:
             ends = await consumer.end_offsets(tps)
         finally:
             await consumer.stop()
-        committed = await admin.list_consumer_group_offsets(t.app_id)
+        committed = await admin.list_consumer_group_offsets(group)
     finally:
         await admin.close()
     return all(

@@ -265,8 +265,10 @@ async def run(
             # a decision is between the two.
             dead.add("agent")
             await asyncio.to_thread(running["agent"].terminate, 30)
-        with contextlib.suppress(TimeoutError):
+        try:
             await _until_async(partial(worker_settled, settings), drain, "the worker to commit")
+        except TimeoutError:
+            say(f"the worker did not commit every command within {drain:g} s; auditing anyway")
         say(f"auditing: {load.undecided()} of {len(load.acknowledged)} undecided")
         if load.undecided():
             say(f"undecided, by partition: {load.undecided_where()}")

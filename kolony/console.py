@@ -11,7 +11,16 @@ SERVER_MODULES = ("faust", "fastapi", "uvicorn", "mcp", "click", "sse_starlette"
 
 
 def missing_server_modules() -> list[str]:
-    return [name for name in SERVER_MODULES if importlib.util.find_spec(name) is None]
+    return [name for name in SERVER_MODULES if not _installed(name)]
+
+
+def _installed(name: str) -> bool:
+    if sys.modules.get(name) is not None:
+        return True  # imported already (some set no __spec__, which find_spec refuses)
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ValueError:
+        return True
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ serves), with size limits so that one bad payload cannot hurt the hub.
 
 from __future__ import annotations
 
+import uuid
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -157,3 +158,10 @@ class AgentCard(Frozen):
     default_output_modes: list[str] = Field(default_factory=lambda: ["text/plain"])
     signatures: list[Metadata] | None = None
     icon_url: Url | None = None
+
+
+def as_message(content: Message | str | None, role: Role = Role.AGENT) -> Message | None:
+    """A message from plain text (the seeds send strings), or the A2A ``Message`` given."""
+    if content is None or isinstance(content, Message):
+        return content
+    return Message(message_id=str(uuid.uuid4()), role=role, parts=[Part(text=content)])

@@ -29,6 +29,7 @@ import faust
 from aiokafka import TopicPartition
 from faust import streams as faust_streams
 from faust.types import TP
+from mode import CrashingSupervisor
 from pydantic import TypeAdapter, ValidationError
 
 from core.envelopes import rejection
@@ -146,7 +147,13 @@ class BatchDecider(Generic[C, E, S]):
         self._next_offset: dict[int, int] = {}
         signals: Any = app  # mode's signal stubs do not describe async receivers
         signals.on_partitions_assigned.connect(self._on_assigned)
-        app.agent(self.commands, name=name)(self._decide_stream)
+        # A decider that fails stops the worker (it exits non-zero, for its supervisor to
+        # start it again), rather than being restarted in place by Faust: its overlay and
+        # table may hold states whose events or changelog did not reach Kafka, and only a
+        # new owner's recovery (_recover) folds them from the log again.
+        app.agent(self.commands, name=name, supervisor_strategy=CrashingSupervisor)(
+            self._decide_stream
+        )
 
     # what subclasses provide
 
@@ -272,11 +279,12 @@ class BatchDecider(Generic[C, E, S]):
     def _ack_once_stored(self, stored: list[asyncio.Future[Any]], records: Sequence[Any]) -> None:
         """Ack ``records`` once the changelog holds their states: a commit never covers a
         command whose state the broker did not take. A changelog write that failed (the
-        producer gave up) stops the decider, as a failed event write does; the next owner
-        folds the states from the events again."""
+        producer gave up) stops the decider, and with it the worker, as a failed event write
+        does; the next owner folds the states from the events again."""
 
         def done(sent: asyncio.Future[Any]) -> None:
-            if sent.cancelled():
+            # Cancelled: the producer is stopping, and so is the worker; nothing is acked.
+            if sent.cancelled() or isinstance(sent.exception(), asyncio.CancelledError):
                 return
             if (error := sent.exception()) is not None:
                 failed = self._store_failed
@@ -293,8 +301,18 @@ class BatchDecider(Generic[C, E, S]):
         (stored[0] if len(stored) == 1 else asyncio.gather(*stored)).add_done_callback(done)
 
     async def _drain_writes(self) -> None:
-        if self._writes is not None and self._writer is not None and not self._writer.done():
-            await self._writes.join()
+        """Wait until the writer has handled every queued batch; raise what stopped it."""
+        writes, writer = self._writes, self._writer
+        if writes is None or writer is None:
+            return
+        if not writer.done():
+            joined = asyncio.ensure_future(writes.join())
+            try:
+                await asyncio.wait({joined, writer}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                joined.cancel()
+        if writer.done():
+            writer.result()
 
     async def _on_assigned(self, sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
         """A new assignment: its partitions are folded from the log before deciding again."""

@@ -53,7 +53,7 @@ from kolony.sdk.handlers import (
 from kolony.sdk.kafka_transport import KafkaTransport
 from kolony.sdk.transport import Delivery, MemoryChange, Transport
 from kolony.settings import Settings
-from schemas.a2a import AgentCard, Message, Part, Role, TaskState
+from schemas.a2a import AgentCard, Message, TaskState, as_message
 from schemas.ids import agent_id_for
 from schemas.memory import MemoryItem, pattern_matches
 from schemas.messages import MessageRecord, MessageType
@@ -299,7 +299,9 @@ class Agent:
         metadata: dict[str, Any] | None = None,
     ) -> TaskHandle:
         """Ask for work, by capability or from one agent; ``await handle.result()`` for it.
-        A submission the hub refuses raises :class:`Rejected`."""
+        Arguments past the protocol's limits raise ``ValueError`` (pydantic's
+        ``ValidationError``) before anything is sent; a submission the hub refuses raises
+        :class:`Rejected`."""
         if (capability is None) == (to is None):
             raise ValueError("delegate to a capability or to an agent (one of them)")
         task_id = str(uuid.uuid4())
@@ -534,9 +536,9 @@ async def _invoke(handler: Callable[[Any], Any], argument: Any) -> Any:
 
 
 def _message(content: str | Message | None) -> Message:
-    if isinstance(content, Message):
-        return content
-    return Message(message_id=str(uuid.uuid4()), role=Role.AGENT, parts=[Part(text=content or "")])
+    message = as_message(content if content is not None else "")
+    assert message is not None  # noqa: S101 - given text, there is a message
+    return message
 
 
 def _matches(pattern: str, key: str) -> bool:

@@ -20,7 +20,7 @@ from kolony.sdk.errors import BusError
 from kolony.sdk.link import KafkaLink
 from kolony.sdk.transport import Delivery, MemoryChange
 from kolony.settings import Settings
-from schemas.a2a import AgentCard, Message, TaskState
+from schemas.a2a import AgentCard, Message, Role, TaskState, as_message
 from schemas.inbox import (
     MemoryUpdatedDelivery,
     MessageDelivery,
@@ -124,7 +124,8 @@ class KafkaTransport:
             await self.link.publish(command)
 
     async def submit(self, task: CreateTask) -> None:
-        await self._request(task.command(self._envelope(), task.id or str(uuid.uuid4())))
+        first = as_message(task.initial_message, Role.USER)
+        await self._request(task.command(self._envelope(), task.id or str(uuid.uuid4()), first))
 
     async def report(
         self,

@@ -9,7 +9,7 @@ from typing import Any
 
 from core.queries import TaskFilter, page_of, select_tasks
 from kolony.commands import chosen, new_envelope
-from schemas.a2a import Artifact, Message, Part, Role, TaskState
+from schemas.a2a import Artifact, Message, Role, TaskState, as_message
 from schemas.requests import CreateTask
 from schemas.tasks import (
     AssignTask,
@@ -39,13 +39,6 @@ class TaskPage:
 
 
 TASK_IDS = uuid.UUID("6b6f6c6f-6e79-5461-736b-000000000001")  # task ids from command ids
-
-
-def as_message(content: Message | str | None, role: Role = Role.AGENT) -> Message | None:
-    """A message from plain text (the seeds send strings) or an A2A ``Message``."""
-    if content is None or isinstance(content, Message):
-        return content
-    return Message(message_id=str(uuid.uuid4()), role=role, parts=[Part(text=content)])
 
 
 async def create_task(hub: Hub, new: CreateTask, *, issued_by: str = "gateway") -> TaskRecord:

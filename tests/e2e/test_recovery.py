@@ -21,6 +21,7 @@ from schemas.tasks import TASK_ENTRY, TASK_EVENT, SubmitTask, TaskEntry
 from schemas.topics import AGENTS_TABLE, TASKS_TABLE
 from tests.conftest import _all_partitions_owned, wait_for
 from tests.e2e.test_registry import card
+from tests.support.processes import KolonyProcess
 
 pytestmark = pytest.mark.kafka
 
@@ -274,3 +275,52 @@ def _status(hub: Any, agent_id: str) -> str | None:
 
 def _workers(start_worker: Any) -> list[Any]:
     return list(start_worker.started)
+
+
+FAILING = "explode"  # the task tests/support/failing_worker.py cannot decide
+
+
+async def test_a_decider_that_fails_stops_its_worker_and_the_next_one_decides(
+    stack: Any, start_worker: Any, tmp_path: Any
+) -> None:
+    """A decider that fails is not restarted in place (its overlay and table may hold states
+    the log lacks): the worker exits non-zero, and the next one recovers from the log."""
+    hub = await stack(workers=0)
+    log = tmp_path / "failing-worker.log"
+    failing = KolonyProcess(
+        ["worker", "--log-level", "info"], hub.settings, log, module="tests.support.failing_worker"
+    ).start()
+    try:
+        await wait_for(
+            lambda: _all_partitions_owned(hub.hub, hub.settings),
+            timeout=90,
+            what="the failing worker to own every partition",
+        )
+        before = SubmitTask(
+            command_id=str(uuid.uuid4()), issued_at=datetime.now(UTC), task_id="before"
+        )
+        await hub.hub.execute(before)
+        await hub.hub.publish(
+            SubmitTask(command_id=str(uuid.uuid4()), issued_at=datetime.now(UTC), task_id=FAILING)
+        )
+        process = failing.process
+        assert process is not None
+        await wait_for(
+            lambda: process.poll() is not None,
+            timeout=60,
+            what="the worker to stop when its decider failed",
+            detail=lambda: log.read_text()[-3000:],
+        )
+        assert process.returncode != 0
+        assert "the stream worker crashed" in log.read_text()
+    finally:
+        if failing.process is not None and failing.process.poll() is None:
+            failing.kill()
+    # A worker that can decide it takes over and decides what the failed one left.
+    start_worker(hub.settings)
+    await wait_for(
+        lambda: hub.hub.board.get(FAILING) is not None,
+        timeout=90,
+        what="the next worker to decide the command the failed one could not",
+    )
+    assert hub.hub.board.get("before") is not None
