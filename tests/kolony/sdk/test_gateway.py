@@ -22,7 +22,7 @@ from kolony.sdk import (
 )
 from services.gateway.app import create_app
 from tests.conftest import Served, wait_for
-from tests.e2e.test_sdk_agent import card
+from tests.kolony.sdk.test_agent import card
 
 pytestmark = pytest.mark.kafka
 
